@@ -1,0 +1,1 @@
+//! pigeon's model language (placeholder while the frontend is written).

@@ -1,0 +1,533 @@
+//! The inter-operator IR (level 1): an SSA graph of coarse operators over row domains.
+//!
+//! A [`Module`] is one model instantiated with concrete integer parameters, so every shape is
+//! known. Each instruction produces one value, named by its [`ValueId`] (`v3`). A value is a
+//! table with one row per element of its [`Domain`] (a node, an edge, a unique (node, relation)
+//! pair, a relation, a node type, or a single shared row), each row a dense tensor of the value's
+//! per-row [`Shape`].
+//!
+//! Weights are declared once in the module ([`WeightId`], `w1`) and enter the graph through a
+//! [`Op::Weight`] instruction whose value lives in the weight's own domain (`shared`, `relation`
+//! or `ntype`). Operators that combine a row domain with a weight domain say by which index each
+//! row selects its weight slice ([`Select`]).
+//!
+//! Instructions are stored in definition order, which is a topological order: an operand always
+//! refers to an earlier instruction (see `verify.rs` for the full list of invariants).
+
+use crate::entity::Arena;
+use crate::entity_id;
+use std::fmt;
+
+entity_id!(
+    /// A value: the result of one instruction.
+    ValueId,
+    "v"
+);
+entity_id!(
+    /// A weight declared by the module.
+    WeightId,
+    "w"
+);
+
+/// The set of rows a value has one row for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Domain {
+    /// One row per node of the graph (all node types together, grouped by type).
+    Node,
+    /// One row per edge.
+    Edge,
+    /// One row per unique (endpoint node, relation) pair among the edges.
+    Compact(Endpoint),
+    /// A single row shared by every row of any domain.
+    Shared,
+    /// One row per relation (edge type).
+    Relation,
+    /// One row per node type.
+    NodeType,
+}
+
+impl Domain {
+    /// Whether this is a weight-like domain (shared, relation, ntype).
+    pub fn is_weight_like(self) -> bool {
+        matches!(self, Domain::Shared | Domain::Relation | Domain::NodeType)
+    }
+    /// Whether rows of this domain are edges or compact (node, relation) rows, which carry
+    /// a relation and two endpoints.
+    pub fn is_edge_like(self) -> bool {
+        matches!(self, Domain::Edge | Domain::Compact(_))
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Domain::Node => f.write_str("node"),
+            Domain::Edge => f.write_str("edge"),
+            Domain::Compact(Endpoint::Src) => f.write_str("compact.src"),
+            Domain::Compact(Endpoint::Dst) => f.write_str("compact.dst"),
+            Domain::Shared => f.write_str("shared"),
+            Domain::Relation => f.write_str("relation"),
+            Domain::NodeType => f.write_str("ntype"),
+        }
+    }
+}
+
+/// One end of an edge.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// The source node (the message sender).
+    Src,
+    /// The destination node (the message receiver).
+    Dst,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Endpoint::Src => "src",
+            Endpoint::Dst => "dst",
+        })
+    }
+}
+
+/// The per-row shape of a value: `[]` scalar, `[d]` vector, `[h, d]` heads x vector, ...
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Shape(pub Vec<usize>);
+
+impl Shape {
+    /// The scalar shape `[]`.
+    pub fn scalar() -> Self {
+        Shape(Vec::new())
+    }
+    /// Number of elements per row.
+    pub fn numel(&self) -> usize {
+        self.0.iter().product()
+    }
+    /// Number of axes.
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+    /// The extents.
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Element type of a value.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit float (what compiled kernels compute in).
+    F32,
+    /// 64-bit float (what the reference interpreter computes in, whatever the declared type).
+    F64,
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        })
+    }
+}
+
+/// The type of a value: its domain, per-row shape and element type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Type {
+    /// Which rows the value has.
+    pub domain: Domain,
+    /// Shape of each row.
+    pub shape: Shape,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.domain, self.shape, self.dtype)
+    }
+}
+
+/// How the rows of one operand select a row of a weight-like operand.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Select {
+    /// The weight-like operand is `shared` (one row for all), or has the same domain as the
+    /// other operand (row i with row i).
+    Same,
+    /// An edge or compact row selects the row of its relation.
+    Relation,
+    /// A node row selects the row of its node type.
+    NodeType,
+    /// An edge or compact row selects the row of its source node's type.
+    SrcType,
+    /// An edge or compact row selects the row of its destination node's type.
+    DstType,
+}
+
+impl fmt::Display for Select {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Select::Same => "same",
+            Select::Relation => "relation",
+            Select::NodeType => "ntype",
+            Select::SrcType => "src.ntype",
+            Select::DstType => "dst.ntype",
+        })
+    }
+}
+
+/// How rows of a target domain read rows of a source domain.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Index {
+    /// Edge (or compact row) reads the node at this endpoint.
+    Node(Endpoint),
+    /// Edge reads its row in the compact table of this endpoint (the edge-to-row index).
+    EdgeToCompact(Endpoint),
+}
+
+impl fmt::Display for Index {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Index::Node(e) => write!(f, "{e}"),
+            Index::EdgeToCompact(e) => write!(f, "compact.{e}"),
+        }
+    }
+}
+
+/// Element-wise functions of one operand.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `max(x, 0)`
+    Relu,
+    /// `x if x > 0 else slope * x`
+    LeakyRelu(f64),
+    /// `x if x > 0 else alpha * (exp(x) - 1)`
+    Elu(f64),
+    /// exact (erf) GELU: `x * Phi(x)`
+    Gelu,
+    /// `tanh(x)`
+    Tanh,
+    /// `1 / (1 + exp(-x))`
+    Sigmoid,
+    /// `exp(x)`
+    Exp,
+    /// natural logarithm
+    Log,
+    /// square root
+    Sqrt,
+}
+
+impl UnaryOp {
+    /// The function's name in both the language and the text IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Relu => "relu",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::Elu(_) => "elu",
+            UnaryOp::Gelu => "gelu",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+        }
+    }
+}
+
+/// Element-wise functions of two operands, with broadcasting (see [`broadcast`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// `max(a, b)`
+    Max,
+}
+
+impl BinaryOp {
+    /// The operator's name in the text IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Max => "max",
+        }
+    }
+}
+
+/// Reductions over the incoming edges of each destination node.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AggOp {
+    /// Sum (0 for a node without incoming edges).
+    Sum,
+    /// Mean (0 for a node without incoming edges).
+    Mean,
+    /// Element-wise maximum (0 for a node without incoming edges, as PyG's scatter max).
+    Max,
+}
+
+impl AggOp {
+    /// The reduction's name in the language and the text IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggOp::Sum => "sum",
+            AggOp::Mean => "mean",
+            AggOp::Max => "max",
+        }
+    }
+}
+
+/// Which edges an aggregation groups together.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AggGroup {
+    /// All incoming edges of the destination together.
+    All,
+    /// Reduce within each (destination, relation) group, then sum over relations
+    /// (R-GCN's per-relation mean: `sum_r mean_{E_r(i)}`).
+    PerRelation,
+}
+
+/// The operators, by family. Operands are earlier values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A named model input (node or edge features), bound at run time.
+    Input {
+        /// The input's name in the model.
+        name: String,
+    },
+    /// A declared weight, as a value in the weight's domain.
+    Weight(WeightId),
+    /// A shared scalar constant.
+    Const(f64),
+    /// Rows of the result read rows of `x` through `index` (`src.h`, compact rows to edges).
+    Gather {
+        /// The value read.
+        x: ValueId,
+        /// The index mapping result rows to rows of `x`.
+        index: Index,
+    },
+    /// Rows of a weight-like `w` selected per row of the result's domain (`a[relation]` used
+    /// as an edge value).
+    Slice {
+        /// The weight-like value.
+        w: ValueId,
+        /// The selector.
+        by: Select,
+        /// The domain of the result.
+        domain: Domain,
+    },
+    /// Typed linear: each row of `x` times the weight slice its row selects.
+    /// Shapes: `[K] x [K, N..] -> [N..]`, `[B.., K] x [B.., K, N] -> [B.., N]` (per head),
+    /// `[B.., K] x [K, N] -> [B.., N]` (same weight for every head).
+    Linear {
+        /// Row operand.
+        x: ValueId,
+        /// Weight-like operand.
+        w: ValueId,
+        /// How rows of `x` select slices of `w`.
+        by: Select,
+    },
+    /// Element-wise function of one value.
+    Unary {
+        /// The function.
+        op: UnaryOp,
+        /// The operand.
+        x: ValueId,
+    },
+    /// Element-wise function of two values of the same domain (or one `shared`).
+    Binary {
+        /// The function.
+        op: BinaryOp,
+        /// Left operand.
+        a: ValueId,
+        /// Right operand.
+        b: ValueId,
+    },
+    /// Dot product over the last axis: `[B.., K] . [B.., K] -> [B..]`.
+    Dot {
+        /// Left operand.
+        a: ValueId,
+        /// Right operand.
+        b: ValueId,
+    },
+    /// Reinterpret each row with another shape of the same number of elements.
+    View {
+        /// The operand.
+        x: ValueId,
+        /// The new per-row shape.
+        shape: Shape,
+    },
+    /// Concatenation along the last axis; leading axes must agree.
+    Concat {
+        /// The operands, in order.
+        xs: Vec<ValueId>,
+    },
+    /// Softmax of an edge value over each destination's incoming edges, per element.
+    EdgeSoftmax {
+        /// The edge value (scores).
+        x: ValueId,
+    },
+    /// Reduction of an edge value over each destination's incoming edges into a node value.
+    Aggregate {
+        /// The reduction.
+        op: AggOp,
+        /// Grouping of the incoming edges.
+        group: AggGroup,
+        /// The edge value.
+        x: ValueId,
+    },
+}
+
+impl Op {
+    /// The operands of this instruction, in order.
+    pub fn operands(&self) -> Vec<ValueId> {
+        match self {
+            Op::Input { .. } | Op::Weight(_) | Op::Const(_) => Vec::new(),
+            Op::Gather { x, .. }
+            | Op::Unary { x, .. }
+            | Op::View { x, .. }
+            | Op::EdgeSoftmax { x }
+            | Op::Aggregate { x, .. } => vec![*x],
+            Op::Slice { w, .. } => vec![*w],
+            Op::Linear { x, w, .. } => vec![*x, *w],
+            Op::Binary { a, b, .. } | Op::Dot { a, b } => vec![*a, *b],
+            Op::Concat { xs } => xs.clone(),
+        }
+    }
+}
+
+/// One instruction: an operator, its result type, and the source-level name it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inst {
+    /// The operator.
+    pub op: Op,
+    /// The type of the result.
+    pub ty: Type,
+    /// The name the model gave this value (`z`, `l1.out`), if any; for reading dumps only.
+    pub name: Option<String>,
+}
+
+/// How a weight is sliced.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum WeightKind {
+    /// One tensor shared by everything.
+    Shared,
+    /// One tensor per relation.
+    PerRelation,
+    /// One tensor per node type.
+    PerNodeType,
+}
+
+impl WeightKind {
+    /// The domain of a value holding this weight.
+    pub fn domain(self) -> Domain {
+        match self {
+            WeightKind::Shared => Domain::Shared,
+            WeightKind::PerRelation => Domain::Relation,
+            WeightKind::PerNodeType => Domain::NodeType,
+        }
+    }
+}
+
+/// A declared weight.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weight {
+    /// The weight's name, qualified by layer (`l1.W`); the key in safetensors files.
+    pub name: String,
+    /// How the weight is sliced.
+    pub kind: WeightKind,
+    /// The shape of one slice.
+    pub shape: Shape,
+    /// How it is initialised when not loaded.
+    pub init: Init,
+}
+
+/// Deterministic weight initialisation.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Init {
+    /// Glorot (Xavier) uniform over fan-in (first axis) and fan-out (the rest).
+    Glorot,
+    /// All zeros (biases).
+    Zeros,
+    /// All ones.
+    Ones,
+}
+
+impl Init {
+    /// The name in the language and text IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Glorot => "glorot",
+            Init::Zeros => "zeros",
+            Init::Ones => "ones",
+        }
+    }
+}
+
+/// A named model input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputDecl {
+    /// The name.
+    pub name: String,
+    /// `node` or `edge` domain, per-row shape, dtype.
+    pub ty: Type,
+}
+
+/// One model, instantiated: the unit every pass and back end works on.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Module {
+    /// The model's name.
+    pub name: String,
+    /// The integer parameters it was instantiated with, in declaration order.
+    pub params: Vec<(String, i64)>,
+    /// Declared weights.
+    pub weights: Arena<WeightId, Weight>,
+    /// Instructions in definition (topological) order.
+    pub insts: Arena<ValueId, Inst>,
+    /// Named outputs.
+    pub outputs: Vec<(String, ValueId)>,
+}
+
+impl Module {
+    /// The type of value `v`.
+    pub fn ty(&self, v: ValueId) -> &Type {
+        &self.insts[v].ty
+    }
+    /// The model's inputs, in definition order.
+    pub fn inputs(&self) -> Vec<InputDecl> {
+        self.insts
+            .values()
+            .filter_map(|inst| match &inst.op {
+                Op::Input { name } => Some(InputDecl { name: name.clone(), ty: inst.ty.clone() }),
+                _ => None,
+            })
+            .collect()
+    }
+    /// Looks up a weight by name.
+    pub fn weight_by_name(&self, name: &str) -> Option<WeightId> {
+        self.weights.iter().find(|(_, w)| w.name == name).map(|(id, _)| id)
+    }
+}

@@ -1,0 +1,3 @@
+//! pigeon's runtime: heterogeneous graphs and loaders, tensors, the reference interpreter.
+
+pub mod graph;

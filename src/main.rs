@@ -1,0 +1,2 @@
+//! The `pigeon` command-line interface.
+fn main() {}
