@@ -196,6 +196,8 @@ pub enum Index {
     Node(Endpoint),
     /// Edge reads its row in the compact table of this endpoint (the edge-to-row index).
     EdgeToCompact(Endpoint),
+    /// A compact row of this endpoint reads the node it is keyed by.
+    CompactNode(Endpoint),
 }
 
 impl fmt::Display for Index {
@@ -203,6 +205,7 @@ impl fmt::Display for Index {
         match self {
             Index::Node(e) => write!(f, "{e}"),
             Index::EdgeToCompact(e) => write!(f, "compact.{e}"),
+            Index::CompactNode(e) => write!(f, "node.{e}"),
         }
     }
 }

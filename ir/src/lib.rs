@@ -4,6 +4,7 @@
 //! This crate depends on no other workspace crate.
 
 pub mod entity;
+pub mod infer;
 pub mod inter;
 pub mod shape;
 

@@ -31,6 +31,17 @@ pub struct NodeFeature {
     pub data: Vec<f32>,
 }
 
+/// A named dense edge feature matrix, `num_edges x dim`, row-major (IMDB's link weights).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EdgeFeature {
+    /// The feature's name, used to bind a model input of the same name.
+    pub name: String,
+    /// Width of each row.
+    pub dim: usize,
+    /// `num_edges * dim` values.
+    pub data: Vec<f32>,
+}
+
 /// Node labels and the train/validation/test split.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Labels {
@@ -79,6 +90,8 @@ pub struct HeteroGraph {
     pub node_names: Option<Vec<String>>,
     /// Dense node features, by name.
     pub features: Vec<NodeFeature>,
+    /// Dense edge features, by name (kept in step with the edge arrays).
+    pub edge_features: Vec<EdgeFeature>,
     /// Labels and splits, where the dataset has them.
     pub labels: Option<Labels>,
     /// Number of relations before inverse and self-loop relations were added.

@@ -1,0 +1,61 @@
+//! The runtime's one error type. Variants keep user errors (bad files, bad specs, mismatched
+//! weights), unsupported requests and internal bugs apart; each carries the context needed to
+//! render a useful message without the caller adding any.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of a dataset file is malformed (bad column count, bad number, unknown name,
+    /// out-of-range id).
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number (0 when the problem is not tied to a line).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A graph spec (`rdf:PATH`, `synthetic:nodes=...`) is malformed.
+    #[error("bad graph spec `{spec}`: {message}")]
+    Spec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A graph is inconsistent (an edge names a node or relation that does not exist).
+    #[error("invalid graph: {0}")]
+    InvalidGraph(String),
+    /// A model input cannot be bound (missing, or the graph provides another shape).
+    #[error("input `{name}`: {message}")]
+    Binding {
+        /// The input's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Weights loaded from a file do not match the model (missing, extra, wrong shape, bad file).
+    #[error("weights: {0}")]
+    Weights(String),
+    /// The request is valid but not supported yet.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// An invariant of the IR was broken: a bug in pigeon, not in the input.
+    #[error("internal error (a bug in pigeon): {0}")]
+    Internal(String),
+}
+
+/// Result with [`RuntimeError`].
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
