@@ -16,7 +16,9 @@ pub fn infer_type(op: &Op, ty: &dyn Fn(crate::ValueId) -> Option<Type>) -> Resul
         Op::Input { .. } | Op::Weight(_) => {
             Err("inputs and weights take their type from their declaration".into())
         }
-        Op::Const(_) => Ok(Type { domain: Domain::Shared, shape: Shape::scalar(), dtype: crate::DType::F32 }),
+        Op::Const(_) => {
+            Ok(Type { domain: Domain::Shared, shape: Shape::scalar(), dtype: crate::DType::F32 })
+        }
         Op::Gather { x, index } => {
             let t = get(*x)?;
             let (from, to) = match index {
@@ -25,7 +27,10 @@ pub fn infer_type(op: &Op, ty: &dyn Fn(crate::ValueId) -> Option<Type>) -> Resul
                 Index::CompactNode(e) => (Domain::Node, Domain::Compact(*e)),
             };
             if t.domain != from {
-                return Err(format!("gather by {index} reads a {from} value, but {x} is {}", t.domain));
+                return Err(format!(
+                    "gather by {index} reads a {from} value, but {x} is {}",
+                    t.domain
+                ));
             }
             Ok(Type { domain: to, ..t })
         }
@@ -62,7 +67,12 @@ pub fn infer_type(op: &Op, ty: &dyn Fn(crate::ValueId) -> Option<Type>) -> Resul
         Op::View { x, shape: s } => {
             let t = get(*x)?;
             if t.shape.numel() != s.numel() {
-                return Err(format!("cannot view {} ({} elements) as {s} ({} elements)", t.shape, t.shape.numel(), s.numel()));
+                return Err(format!(
+                    "cannot view {} ({} elements) as {s} ({} elements)",
+                    t.shape,
+                    t.shape.numel(),
+                    s.numel()
+                ));
             }
             Ok(Type { shape: s.clone(), ..t })
         }
@@ -120,7 +130,7 @@ pub fn check_select(rows: Domain, w: &Domain, by: Select) -> Result<(), String> 
     if ok {
         Ok(())
     } else {
-        Err(format!("a {rows} row cannot select a {w} weight by {by}"))
+        Err(format!("{rows} rows cannot select a {w} weight by {by}"))
     }
 }
 

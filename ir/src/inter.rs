@@ -253,7 +253,7 @@ impl UnaryOp {
     }
 }
 
-/// Element-wise functions of two operands, with broadcasting (see [`broadcast`]).
+/// Element-wise functions of two operands, with broadcasting (see [`crate::shape::broadcast`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
     /// `a + b`

@@ -3,10 +3,22 @@
 //!
 //! This crate depends on no other workspace crate.
 
+pub mod builder;
+pub mod dot;
 pub mod entity;
+pub mod error;
 pub mod infer;
 pub mod inter;
+pub mod parse;
 pub mod shape;
+pub mod text;
+pub mod verify;
 
+pub use builder::ModuleBuilder;
+pub use dot::to_dot;
 pub use entity::{Arena, EntityId, SecondaryMap};
+pub use error::IrError;
 pub use inter::*;
+pub use parse::parse_module;
+pub use text::print;
+pub use verify::{verify, Location, VerifyError};
