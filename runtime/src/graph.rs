@@ -5,8 +5,21 @@
 //! `type_offsets[t]..type_offsets[t + 1]`. Edges are kept as parallel arrays (COO) in load order;
 //! layouts sorted for kernels (by relation, by destination) are built from them on demand.
 //! Multi-edges and self-loops are allowed and count separately.
+//!
+//! Invariants checked by [`HeteroGraph::validate`]:
+//! - `type_offsets` has `node_types.len() + 1` entries, starts at 0 and never decreases;
+//! - `src`, `dst` and `rel` have the same length, every node id is below `num_nodes()` and every
+//!   relation id below `num_relations()`;
+//! - a relation with a `src_type` / `dst_type` only has edges whose endpoints have those types;
+//! - `node_names` (when present) has one name per node; every node feature holds
+//!   `num_nodes * dim` values and every edge feature `num_edges * dim`;
+//! - label assignments and splits name existing nodes and classes; link-prediction triples name
+//!   existing nodes and relations;
+//! - `base_relations <= num_relations()`.
 
 use std::fmt;
+
+use crate::error::{Result, RuntimeError};
 
 /// A relation (edge type).
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +82,18 @@ impl Labels {
     }
 }
 
+/// Link-prediction triples `(head, relation, tail)` of a knowledge graph, by split. The graph's
+/// edges are the training triples; validation and test triples are kept here only.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct LinkSplits {
+    /// Training triples (the same as the graph's base edges, in load order).
+    pub train: Vec<(u32, u32, u32)>,
+    /// Validation triples.
+    pub valid: Vec<(u32, u32, u32)>,
+    /// Test triples.
+    pub test: Vec<(u32, u32, u32)>,
+}
+
 /// A heterogeneous multigraph.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct HeteroGraph {
@@ -96,6 +121,8 @@ pub struct HeteroGraph {
     pub labels: Option<Labels>,
     /// Number of relations before inverse and self-loop relations were added.
     pub base_relations: usize,
+    /// Link-prediction splits, for knowledge graphs loaded from triples.
+    pub link_splits: Option<LinkSplits>,
 }
 
 impl HeteroGraph {
@@ -127,7 +154,7 @@ impl HeteroGraph {
         let mut out = Vec::with_capacity(self.num_nodes());
         for t in 0..self.num_node_types() {
             let count = self.type_offsets[t + 1] - self.type_offsets[t];
-            out.extend(std::iter::repeat(t as u32).take(count));
+            out.resize(out.len() + count, t as u32);
         }
         out
     }
@@ -137,20 +164,257 @@ impl HeteroGraph {
     }
 }
 
+impl HeteroGraph {
+    /// Number of edges of each relation, `num_relations()` long (edges with an out-of-range
+    /// relation id are not counted).
+    pub fn relation_sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![0usize; self.num_relations()];
+        for &r in &self.rel {
+            if let Some(s) = sizes.get_mut(r as usize) {
+                *s += 1;
+            }
+        }
+        sizes
+    }
+
+    /// In-degree of every node over all relations (out-of-range ids are not counted).
+    pub fn in_degrees(&self) -> Vec<u32> {
+        let mut deg = vec![0u32; self.num_nodes()];
+        for &d in &self.dst {
+            if let Some(x) = deg.get_mut(d as usize) {
+                *x = x.saturating_add(1);
+            }
+        }
+        deg
+    }
+
+    /// Checks the invariants listed in the module doc.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(RuntimeError::InvalidGraph(m));
+        if self.type_offsets.len() != self.node_types.len() + 1 {
+            return bad(format!(
+                "{} node types but {} type offsets (expected {})",
+                self.node_types.len(),
+                self.type_offsets.len(),
+                self.node_types.len() + 1
+            ));
+        }
+        if self.type_offsets.first() != Some(&0) {
+            return bad("type offsets do not start at 0".into());
+        }
+        if let Some(w) = self.type_offsets.windows(2).position(|w| w[1] < w[0]) {
+            return bad(format!("type offsets decrease at node type {w}"));
+        }
+        let n = self.num_nodes();
+        if n > u32::MAX as usize {
+            return bad(format!("{n} nodes do not fit 32-bit ids"));
+        }
+        self.validate_edges()?;
+        if let Some(names) = &self.node_names {
+            if names.len() != n {
+                return bad(format!("{} node names for {n} nodes", names.len()));
+            }
+        }
+        for f in &self.features {
+            if Some(f.data.len()) != n.checked_mul(f.dim) {
+                return bad(format!(
+                    "node feature `{}` holds {} values, expected {n} x {}",
+                    f.name,
+                    f.data.len(),
+                    f.dim
+                ));
+            }
+        }
+        let e = self.num_edges();
+        for f in &self.edge_features {
+            if Some(f.data.len()) != e.checked_mul(f.dim) {
+                return bad(format!(
+                    "edge feature `{}` holds {} values, expected {e} x {}",
+                    f.name,
+                    f.data.len(),
+                    f.dim
+                ));
+            }
+        }
+        if let Some(labels) = &self.labels {
+            self.validate_labels(labels)?;
+        }
+        if let Some(splits) = &self.link_splits {
+            let r = self.num_relations();
+            for (which, triples) in
+                [("train", &splits.train), ("valid", &splits.valid), ("test", &splits.test)]
+            {
+                if let Some(&(h, rel, t)) = triples
+                    .iter()
+                    .find(|&&(h, rel, t)| h as usize >= n || t as usize >= n || rel as usize >= r)
+                {
+                    return bad(format!("{which} triple ({h}, {rel}, {t}) is out of range"));
+                }
+            }
+        }
+        if self.base_relations > self.num_relations() {
+            return bad(format!(
+                "{} base relations but only {} relations",
+                self.base_relations,
+                self.num_relations()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Edge-array part of [`HeteroGraph::validate`].
+    fn validate_edges(&self) -> Result<()> {
+        let bad = |m: String| Err(RuntimeError::InvalidGraph(m));
+        if self.dst.len() != self.src.len() || self.rel.len() != self.src.len() {
+            return bad(format!(
+                "edge arrays differ in length: src {}, dst {}, rel {}",
+                self.src.len(),
+                self.dst.len(),
+                self.rel.len()
+            ));
+        }
+        let t = self.num_node_types() as u32;
+        for (i, r) in self.relations.iter().enumerate() {
+            if r.src_type.is_some_and(|x| x >= t) || r.dst_type.is_some_and(|x| x >= t) {
+                return bad(format!(
+                    "relation {i} `{}` names a node type that does not exist",
+                    r.name
+                ));
+            }
+        }
+        let n = self.num_nodes();
+        let nr = self.num_relations();
+        let typed = self.relations.iter().any(|r| r.src_type.is_some() || r.dst_type.is_some());
+        for (i, ((&s, &d), &r)) in self.src.iter().zip(&self.dst).zip(&self.rel).enumerate() {
+            if s as usize >= n || d as usize >= n {
+                return bad(format!("edge {i} ({s} -> {d}) names a node beyond {n} nodes"));
+            }
+            let Some(relation) = self.relations.get(r as usize) else {
+                return bad(format!("edge {i} has relation {r} but there are {nr} relations"));
+            };
+            if !typed {
+                continue;
+            }
+            let (ts, td) = (self.node_type(s), self.node_type(d));
+            if relation.src_type.is_some_and(|x| x != ts)
+                || relation.dst_type.is_some_and(|x| x != td)
+            {
+                return bad(format!(
+                    "edge {i} ({s} -> {d}) of relation `{}` joins node types {ts} -> {td}, \
+                     not those of the relation",
+                    relation.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Label part of [`HeteroGraph::validate`].
+    fn validate_labels(&self, labels: &Labels) -> Result<()> {
+        let n = self.num_nodes();
+        let c = labels.class_names.len();
+        if let Some(&(node, class)) = labels
+            .assignments
+            .iter()
+            .find(|&&(node, class)| node as usize >= n || class as usize >= c)
+        {
+            return Err(RuntimeError::InvalidGraph(format!(
+                "label ({node}, class {class}) is out of range ({n} nodes, {c} classes)"
+            )));
+        }
+        for (which, nodes) in
+            [("train", &labels.train), ("valid", &labels.valid), ("test", &labels.test)]
+        {
+            if let Some(&node) = nodes.iter().find(|&&node| node as usize >= n) {
+                return Err(RuntimeError::InvalidGraph(format!(
+                    "{which} node {node} is beyond {n} nodes"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds, for every relation `r` of the `R` present, an inverse relation `rev:<name>` with id
+    /// `R + r`, whose edges are those of `r` reversed (appended after the existing edges, in the
+    /// same order). Edge feature rows are copied with their edges. `base_relations` is kept.
+    pub fn with_inverse(mut self) -> Self {
+        let r = self.relations.len() as u32;
+        let inverse: Vec<Relation> = self
+            .relations
+            .iter()
+            .map(|x| Relation {
+                name: format!("rev:{}", x.name),
+                src_type: x.dst_type,
+                dst_type: x.src_type,
+            })
+            .collect();
+        self.relations.extend(inverse);
+        let e = self.src.len();
+        let (src, dst) = (self.src.clone(), self.dst.clone());
+        self.src.extend_from_slice(&dst);
+        self.dst.extend_from_slice(&src);
+        self.rel.extend_from_within(..e);
+        for x in &mut self.rel[e..] {
+            *x += r;
+        }
+        for f in &mut self.edge_features {
+            let len = f.data.len();
+            f.data.extend_from_within(..len);
+        }
+        self
+    }
+
+    /// Adds one relation `self` (the last id) with an edge `i -> i` for every node, appended
+    /// after the existing edges. Edge features get rows of 1.0 for these edges, so that a
+    /// weight-like feature (IMDB's `edge_weight`) counts a node's own message fully.
+    /// `base_relations` is kept.
+    pub fn with_self_loops(mut self) -> Self {
+        let id = self.relations.len() as u32;
+        let one_type = (self.node_types.len() == 1).then_some(0);
+        self.relations.push(Relation {
+            name: "self".into(),
+            src_type: one_type,
+            dst_type: one_type,
+        });
+        let n = self.num_nodes() as u32;
+        self.src.extend(0..n);
+        self.dst.extend(0..n);
+        self.rel.resize(self.rel.len() + n as usize, id);
+        for f in &mut self.edge_features {
+            f.data.resize(f.data.len() + n as usize * f.dim, 1.0);
+        }
+        self
+    }
+}
+
 impl fmt::Display for HeteroGraph {
     /// The summary printed by `pigeon graph info`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "graph       {}", self.name)?;
         writeln!(f, "nodes       {}", self.num_nodes())?;
         writeln!(f, "edges       {}", self.num_edges())?;
-        writeln!(f, "relations   {}", self.num_relations())?;
-        write!(f, "node types  {}", self.num_node_types())?;
+        write!(f, "relations   {}", self.num_relations())?;
+        let extra = self.num_relations().saturating_sub(self.base_relations);
+        if extra > 0 {
+            write!(f, " ({} base + {extra} added)", self.base_relations)?;
+        }
+        write!(f, "\nnode types  {}", self.num_node_types())?;
         for (t, name) in self.node_types.iter().enumerate() {
-            let count = self.type_offsets[t + 1] - self.type_offsets[t];
-            write!(f, "\n  {name:<10} {count}")?;
+            let lo = self.type_offsets.get(t).copied().unwrap_or(0);
+            let hi = self.type_offsets.get(t + 1).copied().unwrap_or(lo);
+            write!(f, "\n  {name:<10} {} (ids {lo}..{hi})", hi.saturating_sub(lo))?;
+        }
+        self.fmt_relations(f)?;
+        let deg = self.in_degrees();
+        if let Some(&max) = deg.iter().max() {
+            let mean = self.num_edges() as f64 / deg.len() as f64;
+            write!(f, "\nin-degree   mean {mean:.2}, max {max}")?;
         }
         for feat in &self.features {
             write!(f, "\nfeature     {} [{}]", feat.name, feat.dim)?;
+        }
+        for feat in &self.edge_features {
+            write!(f, "\nedge feat.  {} [{}]", feat.name, feat.dim)?;
         }
         if let Some(labels) = &self.labels {
             write!(
@@ -163,6 +427,43 @@ impl fmt::Display for HeteroGraph {
                 labels.valid.len(),
                 labels.test.len()
             )?;
+        }
+        if let Some(s) = &self.link_splits {
+            write!(
+                f,
+                "\ntriples     train {}, valid {}, test {}",
+                s.train.len(),
+                s.valid.len(),
+                s.test.len()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl HeteroGraph {
+    /// The relation lines of the summary: all relations when there are at most 12, otherwise
+    /// the 8 largest.
+    fn fmt_relations(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const ALL: usize = 12;
+        const TOP: usize = 8;
+        let sizes = self.relation_sizes();
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        if sizes.len() > ALL {
+            order.sort_by_key(|&r| (std::cmp::Reverse(sizes[r]), r));
+            order.truncate(TOP);
+            write!(f, "\nlargest relations")?;
+        }
+        let type_name = |t: Option<u32>| match t {
+            Some(t) => self.node_types.get(t as usize).map_or("?", |s| s.as_str()),
+            None => "*",
+        };
+        for r in order {
+            let rel = &self.relations[r];
+            write!(f, "\n  r{r:<4} {:>9}  {}", sizes[r], rel.name)?;
+            if self.num_node_types() > 1 {
+                write!(f, " ({} -> {})", type_name(rel.src_type), type_name(rel.dst_type))?;
+            }
         }
         Ok(())
     }
