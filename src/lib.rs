@@ -1,7 +1,70 @@
-//! pigeon: a compiler for relational graph neural networks. This crate is the facade that ties
-//! the frontend, IR, passes, code generation and runtime together.
+//! pigeon: a compiler for relational graph neural networks.
+//!
+//! This crate is the facade that ties the frontend, IR, passes, code generation and runtime
+//! together, and holds the `pigeon` command-line interface (in `main.rs`). The library never
+//! prints or exits; it returns [`Error`] values the CLI renders.
 
 pub use pigeon_frontend as frontend;
 pub use pigeon_ir as ir;
 pub use pigeon_passes as passes;
 pub use pigeon_runtime as runtime;
+
+use std::path::Path;
+
+/// Errors of the facade: a model that does not compile, or a runtime failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The model has errors; `rendered` holds every diagnostic with its source line and caret.
+    #[error("{rendered}")]
+    Diagnostics {
+        /// The rendered diagnostics.
+        rendered: String,
+        /// How many errors.
+        count: usize,
+    },
+    /// The lowered IR failed verification: a bug in pigeon.
+    #[error("internal error (a bug in pigeon): the IR does not verify:\n{0}")]
+    Verify(String),
+    /// A runtime failure (graph loading, binding, interpretation, weights).
+    #[error(transparent)]
+    Runtime(#[from] pigeon_runtime::RuntimeError),
+}
+
+/// Reads a model file.
+pub fn read_source(path: &Path) -> Result<frontend::SourceFile, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+    Ok(frontend::SourceFile { name: path.display().to_string(), text })
+}
+
+/// Turns frontend diagnostics into an [`Error`] carrying their rendering.
+pub fn diagnostics_error(src: &frontend::SourceFile, d: &frontend::Diagnostics) -> Error {
+    Error::Diagnostics { rendered: d.render(&src.name, &src.text), count: d.0.len() }
+}
+
+/// Compiles one model of `src` to the verified inter-operator IR.
+pub fn compile(
+    src: &frontend::SourceFile,
+    model: Option<&str>,
+    params: &[(String, i64)],
+) -> Result<ir::Module, Error> {
+    let module = frontend::compile(src, model, params).map_err(|d| diagnostics_error(src, &d))?;
+    verify(&module)?;
+    Ok(module)
+}
+
+/// Runs the IR verifier, turning its findings into [`Error::Verify`].
+pub fn verify(module: &ir::Module) -> Result<(), Error> {
+    ir::verify::verify(module).map_err(|errors| {
+        Error::Verify(errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))
+    })
+}

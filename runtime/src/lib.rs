@@ -1,8 +1,20 @@
 //! pigeon's runtime: heterogeneous graphs and loaders, tensors, the reference interpreter.
 
+pub mod bind;
 pub mod error;
 pub mod graph;
+pub mod interp;
+pub mod io;
+pub mod loaders;
 pub mod rng;
+pub mod spec;
+pub mod tensor;
+pub mod weights;
 
 pub use error::{Result, RuntimeError};
 pub use graph::HeteroGraph;
+pub use spec::{load_graph, GraphSpec};
+pub use bind::{bind_inputs, BindingNote, BindingSource};
+pub use interp::interpret;
+pub use tensor::Tensor;
+pub use weights::WeightStore;

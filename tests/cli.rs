@@ -1,0 +1,131 @@
+//! End-to-end tests of the `pigeon` binary: exit codes, summaries and files written.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn pigeon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pigeon")).args(args).current_dir(root()).output().expect("spawn pigeon")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn datasets() -> Option<PathBuf> {
+    let dir = std::env::var_os("PIGEON_DATASETS").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/datasets"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: datasets not found at {} (set PIGEON_DATASETS)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn check_accepts_every_zoo_model() {
+    for entry in std::fs::read_dir(root().join("examples")).expect("examples/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "rgnn") {
+            let o = pigeon(&["check", path.to_str().expect("utf-8 path")]);
+            let (out, err) = text(&o);
+            assert!(o.status.success(), "{}: {err}", path.display());
+            assert!(out.starts_with("ok: "), "{out}");
+        }
+    }
+}
+
+#[test]
+fn check_rejects_a_bad_model_with_a_caret() {
+    let dir = tempdir("check");
+    let bad = dir.join("bad.rgnn");
+    std::fs::write(&bad, "model m(d = 4) {\n    input h: node[d];\n    node y = h @ Wx;\n    output y;\n}\n").expect("write");
+    let o = pigeon(&["check", bad.to_str().expect("utf-8")]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("bad.rgnn:3:18"), "{err}");
+    assert!(err.contains("^^"), "{err}");
+}
+
+#[test]
+fn dump_inter_text_and_dot() {
+    let o = pigeon(&["dump", "examples/rgat.rgnn", "--stage", "inter"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("edge_softmax") || out.contains("softmax"), "{out}");
+    let o = pigeon(&["dump", "examples/rgat.rgnn", "--stage", "inter", "--format", "dot", "--param", "heads=2"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.starts_with("digraph"), "{out}");
+    let o = pigeon(&["dump", "examples/rgat.rgnn", "--stage", "ast"]);
+    assert!(o.status.success());
+}
+
+#[test]
+fn run_on_a_synthetic_graph_prints_a_summary_and_writes_outputs() {
+    let dir = tempdir("run");
+    let out_path = dir.join("out.safetensors");
+    let o = pigeon(&[
+        "run",
+        "examples/hgt.rgnn",
+        "--graph",
+        "synthetic:nodes=300,edges=2000,relations=5,ntypes=3,seed=1",
+        "--backend",
+        "reference",
+        "--param",
+        "heads=2",
+        "--output",
+        out_path.to_str().expect("utf-8"),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("output    out: 300 x [64]"), "{out}");
+    let bytes = std::fs::read(&out_path).expect("output written");
+    assert!(bytes.len() > 300 * 64 * 4, "output file holds the tensor");
+    // Same seed, same numbers: the summary is deterministic apart from the timing line.
+    let again = pigeon(&["run", "examples/hgt.rgnn", "--graph", "synthetic:nodes=300,edges=2000,relations=5,ntypes=3,seed=1", "--param", "heads=2"]);
+    let strip = |s: &str| {
+        s.lines().filter(|l| !l.starts_with("time") && !l.starts_with("wrote")).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(strip(&out), strip(&text(&again).0));
+}
+
+#[test]
+fn run_reports_a_bad_graph_spec_and_a_bad_param() {
+    let o = pigeon(&["run", "examples/rgcn.rgnn", "--graph", "nosuch:/tmp"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("nosuch"), "{}", text(&o).1);
+    let o = pigeon(&["run", "examples/rgcn.rgnn", "--graph", "synthetic:nodes=10,edges=20,relations=2,ntypes=1,seed=0", "--param", "nope=3"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("nope"), "{}", text(&o).1);
+}
+
+#[test]
+fn quick_start_runs_rgat_on_aifb() {
+    let Some(data) = datasets() else { return };
+    let spec = format!("rdf:{}", data.join("aifb").display());
+    let o = pigeon(&["run", "examples/rgat.rgnn", "--graph", &spec, "--backend", "reference"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("output    out: 8285 x [64]"), "{out}");
+}
+
+#[test]
+fn graph_info_prints_counts() {
+    let o = pigeon(&["graph", "info", "synthetic:nodes=100,edges=500,relations=4,ntypes=2,seed=3"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("nodes       100"), "{out}");
+    assert!(out.contains("edges       500"), "{out}");
+    assert!(out.contains("relations   4"), "{out}");
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pigeon-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
