@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use pigeon::runtime::{self, HeteroGraph};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -155,19 +155,27 @@ fn dispatch(command: Command) -> Result<()> {
     }
 }
 
-fn check(file: &PathBuf) -> Result<()> {
+fn check(file: &Path) -> Result<()> {
     let src = pigeon::read_source(file)?;
     pigeon::frontend::check(&src).map_err(|d| pigeon::diagnostics_error(&src, &d))?;
-    let names = pigeon::frontend::model_names(&src).map_err(|d| pigeon::diagnostics_error(&src, &d))?;
-    println!("ok: {} ({} model{}: {})", src.name, names.len(), if names.len() == 1 { "" } else { "s" }, names.join(", "));
+    let names =
+        pigeon::frontend::model_names(&src).map_err(|d| pigeon::diagnostics_error(&src, &d))?;
+    println!(
+        "ok: {} ({} model{}: {})",
+        src.name,
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
     Ok(())
 }
 
-fn dump(file: &PathBuf, stage: Stage, format: Format, model: &ModelArgs) -> Result<()> {
+fn dump(file: &Path, stage: Stage, format: Format, model: &ModelArgs) -> Result<()> {
     let src = pigeon::read_source(file)?;
     match (stage, format) {
         (Stage::Ast, Format::Text) => {
-            let ast = pigeon::frontend::parse(&src).map_err(|d| pigeon::diagnostics_error(&src, &d))?;
+            let ast =
+                pigeon::frontend::parse(&src).map_err(|d| pigeon::diagnostics_error(&src, &d))?;
             print!("{}", pigeon::frontend::ast_to_string(&ast));
         }
         (Stage::Ast, Format::Dot) => bail!("--format dot is available for --stage inter"),
@@ -203,7 +211,13 @@ fn load_graph(spec: &str) -> Result<HeteroGraph> {
     Ok(graph?)
 }
 
-fn run(file: &PathBuf, spec: &str, backend: Backend, model: &ModelArgs, opts: &RunOptions) -> Result<()> {
+fn run(
+    file: &Path,
+    spec: &str,
+    backend: Backend,
+    model: &ModelArgs,
+    opts: &RunOptions,
+) -> Result<()> {
     if backend != Backend::Reference {
         bail!("this back end is not implemented yet; use --backend reference (the optimised CPU and CUDA back ends are issues #3 and #4)");
     }
@@ -235,7 +249,16 @@ fn run(file: &PathBuf, spec: &str, backend: Backend, model: &ModelArgs, opts: &R
     let outputs = outputs?;
 
     println!("model     {} ({})", module.name, params_text(&module));
-    println!("graph     {}: {} nodes, {} edges, {} relations, {} node types", graph.name, graph.num_nodes(), graph.num_edges(), r, t);
+    println!(
+        "graph     {}: {} nodes, {} edges, {} relation{}, {} node type{}",
+        graph.name,
+        graph.num_nodes(),
+        graph.num_edges(),
+        r,
+        plural(r),
+        t,
+        plural(t)
+    );
     for note in &notes {
         println!("input     {note}");
     }
@@ -264,6 +287,14 @@ fn run(file: &PathBuf, spec: &str, backend: Backend, model: &ModelArgs, opts: &R
 fn params_text(module: &pigeon::ir::Module) -> String {
     let parts: Vec<String> = module.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
     parts.join(", ")
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn ms(d: Duration) -> f64 {

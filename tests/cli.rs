@@ -8,15 +8,24 @@ fn root() -> PathBuf {
 }
 
 fn pigeon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pigeon")).args(args).current_dir(root()).output().expect("spawn pigeon")
+    Command::new(env!("CARGO_BIN_EXE_pigeon"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("spawn pigeon")
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn datasets() -> Option<PathBuf> {
-    let dir = std::env::var_os("PIGEON_DATASETS").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/datasets"));
+    let dir = std::env::var_os("PIGEON_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/datasets"));
     if dir.is_dir() {
         Some(dir)
     } else {
@@ -42,7 +51,11 @@ fn check_accepts_every_zoo_model() {
 fn check_rejects_a_bad_model_with_a_caret() {
     let dir = tempdir("check");
     let bad = dir.join("bad.rgnn");
-    std::fs::write(&bad, "model m(d = 4) {\n    input h: node[d];\n    node y = h @ Wx;\n    output y;\n}\n").expect("write");
+    std::fs::write(
+        &bad,
+        "model m(d = 4) {\n    input h: node[d];\n    node y = h @ Wx;\n    output y;\n}\n",
+    )
+    .expect("write");
     let o = pigeon(&["check", bad.to_str().expect("utf-8")]);
     let (_, err) = text(&o);
     assert!(!o.status.success());
@@ -56,7 +69,16 @@ fn dump_inter_text_and_dot() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("edge_softmax") || out.contains("softmax"), "{out}");
-    let o = pigeon(&["dump", "examples/rgat.rgnn", "--stage", "inter", "--format", "dot", "--param", "heads=2"]);
+    let o = pigeon(&[
+        "dump",
+        "examples/rgat.rgnn",
+        "--stage",
+        "inter",
+        "--format",
+        "dot",
+        "--param",
+        "heads=2",
+    ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.starts_with("digraph"), "{out}");
@@ -86,9 +108,19 @@ fn run_on_a_synthetic_graph_prints_a_summary_and_writes_outputs() {
     let bytes = std::fs::read(&out_path).expect("output written");
     assert!(bytes.len() > 300 * 64 * 4, "output file holds the tensor");
     // Same seed, same numbers: the summary is deterministic apart from the timing line.
-    let again = pigeon(&["run", "examples/hgt.rgnn", "--graph", "synthetic:nodes=300,edges=2000,relations=5,ntypes=3,seed=1", "--param", "heads=2"]);
+    let again = pigeon(&[
+        "run",
+        "examples/hgt.rgnn",
+        "--graph",
+        "synthetic:nodes=300,edges=2000,relations=5,ntypes=3,seed=1",
+        "--param",
+        "heads=2",
+    ]);
     let strip = |s: &str| {
-        s.lines().filter(|l| !l.starts_with("time") && !l.starts_with("wrote")).collect::<Vec<_>>().join("\n")
+        s.lines()
+            .filter(|l| !l.starts_with("time") && !l.starts_with("wrote"))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     assert_eq!(strip(&out), strip(&text(&again).0));
 }
@@ -98,7 +130,14 @@ fn run_reports_a_bad_graph_spec_and_a_bad_param() {
     let o = pigeon(&["run", "examples/rgcn.rgnn", "--graph", "nosuch:/tmp"]);
     assert!(!o.status.success());
     assert!(text(&o).1.contains("nosuch"), "{}", text(&o).1);
-    let o = pigeon(&["run", "examples/rgcn.rgnn", "--graph", "synthetic:nodes=10,edges=20,relations=2,ntypes=1,seed=0", "--param", "nope=3"]);
+    let o = pigeon(&[
+        "run",
+        "examples/rgcn.rgnn",
+        "--graph",
+        "synthetic:nodes=10,edges=20,relations=2,ntypes=1,seed=0",
+        "--param",
+        "nope=3",
+    ]);
     assert!(!o.status.success());
     assert!(text(&o).1.contains("nope"), "{}", text(&o).1);
 }
@@ -123,9 +162,51 @@ fn graph_info_prints_counts() {
     assert!(out.contains("relations   4"), "{out}");
 }
 
+#[test]
+fn saved_weights_load_back_and_mismatched_weights_are_refused() {
+    let dir = tempdir("weights");
+    let w = dir.join("w.safetensors");
+    let w = w.to_str().expect("utf-8");
+    let spec = "synthetic:nodes=50,edges=300,relations=3,ntypes=2,seed=2";
+    let first =
+        pigeon(&["run", "examples/rgcn.rgnn", "--graph", spec, "--seed", "9", "--save-weights", w]);
+    assert!(first.status.success(), "{}", text(&first).1);
+    // Another seed, but the weights come from the file: the outputs must be the same.
+    let second =
+        pigeon(&["run", "examples/rgcn.rgnn", "--graph", spec, "--seed", "9", "--weights", w]);
+    assert!(second.status.success(), "{}", text(&second).1);
+    let out_line =
+        |o: &Output| text(o).0.lines().find(|l| l.starts_with("output")).map(str::to_string);
+    assert!(out_line(&first).is_some());
+    assert_eq!(out_line(&first), out_line(&second));
+    // Weights of one model do not fit another.
+    let wrong = pigeon(&["run", "examples/rgat.rgnn", "--graph", spec, "--weights", w]);
+    let (_, err) = text(&wrong);
+    assert!(!wrong.status.success());
+    assert!(err.contains("q") && err.contains("missing"), "{err}");
+    // Nor do they fit a graph with another number of relations.
+    let other = "synthetic:nodes=50,edges=300,relations=4,ntypes=2,seed=2";
+    let wrong = pigeon(&["run", "examples/rgcn.rgnn", "--graph", other, "--weights", w]);
+    let (_, err) = text(&wrong);
+    assert!(!wrong.status.success());
+    assert!(err.contains("[3, 64, 64]") && err.contains("[4, 64, 64]"), "{err}");
+}
+
+#[test]
+fn graph_info_on_aifb_prints_the_published_counts() {
+    let Some(data) = datasets() else { return };
+    let spec = format!("rdf:{},inverse,self-loops", data.join("aifb").display());
+    let o = pigeon(&["graph", "info", &spec]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("nodes       8285"), "{out}");
+    assert!(out.contains(&format!("edges       {}", 2 * 29_043 + 8285)), "{out}");
+    assert!(out.contains("relations   91"), "{out}");
+    assert!(out.contains("140") && out.contains("36"), "{out}");
+}
+
 fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pigeon-cli-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
-

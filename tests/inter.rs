@@ -32,7 +32,11 @@ fn compile_file(path: &Path, params: &[(String, i64)]) -> pigeon::ir::Module {
 fn golden_inter() {
     insta::glob!("filetests/inter/*.rgnn", |path| {
         let text = std::fs::read_to_string(path).expect("read");
-        assert!(text.starts_with("// test: inter"), "{}: missing `// test: inter` header", path.display());
+        assert!(
+            text.starts_with("// test: inter"),
+            "{}: missing `// test: inter` header",
+            path.display()
+        );
         let module = compile_file(path, &params_of(&text));
         insta::assert_snapshot!(pigeon::ir::text::print(&module));
     });
@@ -41,14 +45,16 @@ fn golden_inter() {
 fn round_trip(module: &pigeon::ir::Module, what: &str) {
     pigeon::verify(module).unwrap_or_else(|e| panic!("{what}: {e}"));
     let printed = pigeon::ir::text::print(module);
-    let parsed = pigeon::ir::parse::parse_module(&printed).unwrap_or_else(|e| panic!("{what}: {e}\n{printed}"));
+    let parsed = pigeon::ir::parse::parse_module(&printed)
+        .unwrap_or_else(|e| panic!("{what}: {e}\n{printed}"));
     assert_eq!(&parsed, module, "{what}: parse(print(m)) != m");
     assert_eq!(pigeon::ir::text::print(&parsed), printed, "{what}: print is not stable");
 }
 
 #[test]
 fn zoo_round_trips_through_the_text_form() {
-    let settings: &[&[(&str, i64)]] = &[&[], &[("heads", 2)], &[("heads", 4), ("out_dim", 32), ("in_dim", 32)]];
+    let settings: &[&[(&str, i64)]] =
+        &[&[], &[("heads", 2)], &[("heads", 4), ("out_dim", 32), ("in_dim", 32)]];
     let mut count = 0;
     for entry in std::fs::read_dir(root().join("examples")).expect("examples/") {
         let path = entry.expect("entry").path();
@@ -58,7 +64,8 @@ fn zoo_round_trips_through_the_text_form() {
         let src = pigeon::read_source(&path).expect("read");
         let names = pigeon::frontend::model_names(&src).expect("parses");
         for setting in settings {
-            let params: Vec<(String, i64)> = setting.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            let params: Vec<(String, i64)> =
+                setting.iter().map(|(k, v)| (k.to_string(), *v)).collect();
             let model = names.last().expect("a model");
             // Settings naming a parameter the model does not have are skipped for that model.
             let Ok(module) = pigeon::compile(&src, Some(model), &params) else { continue };

@@ -39,7 +39,9 @@ fn test_graph() -> HeteroGraph {
         name: "zoo-test".into(),
         node_types: vec!["a".into(), "b".into()],
         type_offsets: vec![0, 4, 7],
-        relations: (0..3).map(|r| Relation { name: format!("r{r}"), src_type: None, dst_type: None }).collect(),
+        relations: (0..3)
+            .map(|r| Relation { name: format!("r{r}"), src_type: None, dst_type: None })
+            .collect(),
         src: EDGES.iter().map(|e| e.0).collect(),
         dst: EDGES.iter().map(|e| e.1).collect(),
         rel: EDGES.iter().map(|e| e.2).collect(),
@@ -91,7 +93,11 @@ impl Run {
             let got = self.out.row(i);
             assert_eq!(got.len(), row.len(), "row {i} width");
             for (k, (&g, &e)) in got.iter().zip(row).enumerate() {
-                assert!((g - e).abs() <= 1e-10 * (1.0 + e.abs()), "{}: node {i} [{k}]: interpreter {g}, formula {e}", self.module.name);
+                assert!(
+                    (g - e).abs() <= 1e-10 * (1.0 + e.abs()),
+                    "{}: node {i} [{k}]: interpreter {g}, formula {e}",
+                    self.module.name
+                );
             }
         }
     }
@@ -114,10 +120,18 @@ fn dotp(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 fn leaky(x: f64, s: f64) -> f64 {
-    if x > 0.0 { x } else { s * x }
+    if x > 0.0 {
+        x
+    } else {
+        s * x
+    }
 }
 fn elu(x: f64) -> f64 {
-    if x > 0.0 { x } else { x.exp() - 1.0 }
+    if x > 0.0 {
+        x
+    } else {
+        x.exp() - 1.0
+    }
 }
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
@@ -158,7 +172,11 @@ fn in_edges(i: usize) -> impl Iterator<Item = (usize, usize)> {
 }
 
 fn ntype(n: usize) -> usize {
-    if n < 4 { 0 } else { 1 }
+    if n < 4 {
+        0
+    } else {
+        1
+    }
 }
 
 /// Softmax of per-edge, per-head scores over each destination's incoming edges.
@@ -190,7 +208,10 @@ fn rgcn_matches_rgcnconv_formula() {
             for r in 0..3 {
                 let js: Vec<usize> = in_edges(i).filter(|e| e.1 == r).map(|e| e.0).collect();
                 for &j in &js {
-                    acc = add(&acc, &scale(&vecmat(run.input("h", j), run.w("W", r), n), 1.0 / js.len() as f64));
+                    acc = add(
+                        &acc,
+                        &scale(&vecmat(run.input("h", j), run.w("W", r), n), 1.0 / js.len() as f64),
+                    );
                 }
             }
             acc
@@ -205,11 +226,20 @@ fn rgcn2_is_two_rgcnconv_layers_with_relu() {
     let layer = |x: &[Vec<f64>], p: &str, n: usize| -> Vec<Vec<f64>> {
         (0..7)
             .map(|i| {
-                let mut acc = add(&vecmat(&x[i], run.w(&format!("{p}.root"), 0), n), run.w(&format!("{p}.bias"), 0));
+                let mut acc = add(
+                    &vecmat(&x[i], run.w(&format!("{p}.root"), 0), n),
+                    run.w(&format!("{p}.bias"), 0),
+                );
                 for r in 0..3 {
                     let js: Vec<usize> = in_edges(i).filter(|e| e.1 == r).map(|e| e.0).collect();
                     for &j in &js {
-                        acc = add(&acc, &scale(&vecmat(&x[j], run.w(&format!("{p}.W"), r), n), 1.0 / js.len() as f64));
+                        acc = add(
+                            &acc,
+                            &scale(
+                                &vecmat(&x[j], run.w(&format!("{p}.W"), r), n),
+                                1.0 / js.len() as f64,
+                            ),
+                        );
                     }
                 }
                 acc
@@ -217,7 +247,10 @@ fn rgcn2_is_two_rgcnconv_layers_with_relu() {
             .collect()
     };
     let x: Vec<Vec<f64>> = (0..7).map(|i| run.input("h", i).to_vec()).collect();
-    let h1: Vec<Vec<f64>> = layer(&x, "l1", 3).into_iter().map(|r| r.into_iter().map(|v| v.max(0.0)).collect()).collect();
+    let h1: Vec<Vec<f64>> = layer(&x, "l1", 3)
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v.max(0.0)).collect())
+        .collect();
     run.check(&layer(&h1, "l2", 2));
 }
 
@@ -225,16 +258,25 @@ fn rgcn2_is_two_rgcnconv_layers_with_relu() {
 fn rgat_matches_rgatconv_formula() {
     let (heads, c) = (2, 3);
     let f = heads * c;
-    let run = Run::new("rgat.rgnn", &[("in_dim", 4), ("out_dim", f as i64), ("heads", heads as i64)]);
+    let run =
+        Run::new("rgat.rgnn", &[("in_dim", 4), ("out_dim", f as i64), ("heads", heads as i64)]);
     let g: Vec<(Vec<f64>, Vec<f64>)> = EDGES
         .iter()
         .map(|&(j, i, r)| {
-            (vecmat(run.input("h", i as usize), run.w("W", r as usize), f), vecmat(run.input("h", j as usize), run.w("W", r as usize), f))
+            (
+                vecmat(run.input("h", i as usize), run.w("W", r as usize), f),
+                vecmat(run.input("h", j as usize), run.w("W", r as usize), f),
+            )
         })
         .collect();
     let scores: Vec<Vec<f64>> = g
         .iter()
-        .map(|(gi, gj)| add(&vecmat(gi, run.w("q", 0), heads), &vecmat(gj, run.w("k", 0), heads)).into_iter().map(|a| leaky(a, 0.2)).collect())
+        .map(|(gi, gj)| {
+            add(&vecmat(gi, run.w("q", 0), heads), &vecmat(gj, run.w("k", 0), heads))
+                .into_iter()
+                .map(|a| leaky(a, 0.2))
+                .collect()
+        })
         .collect();
     let alpha = edge_softmax(&scores);
     let expect: Vec<Vec<f64>> = (0..7)
@@ -257,23 +299,40 @@ fn rgat_matches_rgatconv_formula() {
 fn hgt_matches_hgtconv_formula() {
     let (heads, d) = (2, 2);
     let f = heads * d;
-    let run = Run::new("hgt.rgnn", &[("in_dim", f as i64), ("out_dim", f as i64), ("heads", heads as i64)]);
-    let proj = |w: &str, b: &str, n: usize| add(&vecmat(run.input("h", n), run.w(w, ntype(n)), f), run.w(b, ntype(n)));
+    let run = Run::new(
+        "hgt.rgnn",
+        &[("in_dim", f as i64), ("out_dim", f as i64), ("heads", heads as i64)],
+    );
+    let proj = |w: &str, b: &str, n: usize| {
+        add(&vecmat(run.input("h", n), run.w(w, ntype(n)), f), run.w(b, ntype(n)))
+    };
     let kk: Vec<Vec<f64>> = (0..7).map(|n| proj("Wk", "bk", n)).collect();
     let qq: Vec<Vec<f64>> = (0..7).map(|n| proj("Wq", "bq", n)).collect();
     let vv: Vec<Vec<f64>> = (0..7).map(|n| proj("Wv", "bv", n)).collect();
     // Per-head D x D matrices: k_rel[r] is [heads, d, d].
     let per_head = |x: &[f64], m: &[f64]| -> Vec<f64> {
-        (0..heads).flat_map(|h| vecmat(&x[h * d..(h + 1) * d], &m[h * d * d..(h + 1) * d * d], d)).collect()
+        (0..heads)
+            .flat_map(|h| vecmat(&x[h * d..(h + 1) * d], &m[h * d * d..(h + 1) * d * d], d))
+            .collect()
     };
-    let kr: Vec<Vec<f64>> = EDGES.iter().map(|&(j, _, r)| per_head(&kk[j as usize], run.w("k_rel", r as usize))).collect();
-    let vr: Vec<Vec<f64>> = EDGES.iter().map(|&(j, _, r)| per_head(&vv[j as usize], run.w("v_rel", r as usize))).collect();
+    let kr: Vec<Vec<f64>> = EDGES
+        .iter()
+        .map(|&(j, _, r)| per_head(&kk[j as usize], run.w("k_rel", r as usize)))
+        .collect();
+    let vr: Vec<Vec<f64>> = EDGES
+        .iter()
+        .map(|&(j, _, r)| per_head(&vv[j as usize], run.w("v_rel", r as usize)))
+        .collect();
     let scores: Vec<Vec<f64>> = EDGES
         .iter()
         .enumerate()
         .map(|(e, &(_, i, r))| {
             (0..heads)
-                .map(|h| dotp(&qq[i as usize][h * d..(h + 1) * d], &kr[e][h * d..(h + 1) * d]) * run.w("p_rel", r as usize)[h] / (d as f64).sqrt())
+                .map(|h| {
+                    dotp(&qq[i as usize][h * d..(h + 1) * d], &kr[e][h * d..(h + 1) * d])
+                        * run.w("p_rel", r as usize)[h]
+                        / (d as f64).sqrt()
+                })
                 .collect()
         })
         .collect();
@@ -300,17 +359,32 @@ fn hgt_matches_hgtconv_formula() {
 #[test]
 fn rgat_heads_matches_its_formula() {
     let (heads, d) = (3, 2);
-    let run = Run::new("rgat_heads.rgnn", &[("in_dim", 4), ("out_dim", (heads * d) as i64), ("heads", heads as i64)]);
+    let run = Run::new(
+        "rgat_heads.rgnn",
+        &[("in_dim", 4), ("out_dim", (heads * d) as i64), ("heads", heads as i64)],
+    );
     let f = heads * d;
-    let z: Vec<Vec<f64>> = EDGES.iter().map(|&(j, _, r)| vecmat(run.input("h", j as usize), run.w("W", r as usize), f)).collect();
-    let zi: Vec<Vec<f64>> = EDGES.iter().map(|&(_, i, r)| vecmat(run.input("h", i as usize), run.w("W", r as usize), f)).collect();
+    let z: Vec<Vec<f64>> = EDGES
+        .iter()
+        .map(|&(j, _, r)| vecmat(run.input("h", j as usize), run.w("W", r as usize), f))
+        .collect();
+    let zi: Vec<Vec<f64>> = EDGES
+        .iter()
+        .map(|&(_, i, r)| vecmat(run.input("h", i as usize), run.w("W", r as usize), f))
+        .collect();
     let scores: Vec<Vec<f64>> = EDGES
         .iter()
         .enumerate()
         .map(|(e, &(_, _, r))| {
             let (a_s, a_d) = (run.w("a_src", r as usize), run.w("a_dst", r as usize));
             (0..heads)
-                .map(|h| leaky(dotp(&z[e][h * d..(h + 1) * d], &a_s[h * d..(h + 1) * d]) + dotp(&zi[e][h * d..(h + 1) * d], &a_d[h * d..(h + 1) * d]), 0.2))
+                .map(|h| {
+                    leaky(
+                        dotp(&z[e][h * d..(h + 1) * d], &a_s[h * d..(h + 1) * d])
+                            + dotp(&zi[e][h * d..(h + 1) * d], &a_d[h * d..(h + 1) * d]),
+                        0.2,
+                    )
+                })
                 .collect()
         })
         .collect();
@@ -333,10 +407,14 @@ fn rgat_heads_matches_its_formula() {
 fn simplehgn_matches_its_formula() {
     let (heads, d, edim) = (2, 2, 4);
     let f = heads * d;
-    let run = Run::new("simplehgn.rgnn", &[("in_dim", 3), ("out_dim", f as i64), ("heads", heads as i64), ("edge_dim", edim as i64)]);
+    let run = Run::new(
+        "simplehgn.rgnn",
+        &[("in_dim", 3), ("out_dim", f as i64), ("heads", heads as i64), ("edge_dim", edim as i64)],
+    );
     let de = edim / heads;
     let wx: Vec<Vec<f64>> = (0..7).map(|n| vecmat(run.input("h", n), run.w("W", 0), f)).collect();
-    let re: Vec<Vec<f64>> = (0..3).map(|r| vecmat(run.w("r_emb", r), run.w("W_r", 0), edim)).collect();
+    let re: Vec<Vec<f64>> =
+        (0..3).map(|r| vecmat(run.w("r_emb", r), run.w("W_r", 0), edim)).collect();
     let (al, ar, ae) = (run.w("a_l", 0), run.w("a_r", 0), run.w("a_e", 0));
     let scores: Vec<Vec<f64>> = EDGES
         .iter()
@@ -376,7 +454,10 @@ fn rgin_matches_its_formula() {
             for (j, r) in in_edges(i) {
                 agg = add(&agg, &vecmat(run.input("h", j), run.w("W", r), 4));
             }
-            let hid: Vec<f64> = add(&vecmat(&agg, run.w("W1", 0), 4), run.w("b1", 0)).into_iter().map(|v| v.max(0.0)).collect();
+            let hid: Vec<f64> = add(&vecmat(&agg, run.w("W1", 0), 4), run.w("b1", 0))
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect();
             add(&vecmat(&hid, run.w("W2", 0), 2), run.w("b2", 0))
         })
         .collect();
@@ -389,12 +470,19 @@ fn rsage_matches_its_formula() {
     let expect: Vec<Vec<f64>> = (0..7)
         .map(|i| {
             let msgs: Vec<Vec<f64>> = in_edges(i)
-                .map(|(j, r)| add(&vecmat(run.input("h", j), run.w("W", r), 4), run.w("b", r)).into_iter().map(|v| v.max(0.0)).collect())
+                .map(|(j, r)| {
+                    add(&vecmat(run.input("h", j), run.w("W", r), 4), run.w("b", r))
+                        .into_iter()
+                        .map(|v| v.max(0.0))
+                        .collect()
+                })
                 .collect();
             let pooled: Vec<f64> = if msgs.is_empty() {
                 vec![0.0; 4]
             } else {
-                (0..4).map(|k| msgs.iter().map(|m| m[k]).fold(f64::NEG_INFINITY, f64::max)).collect()
+                (0..4)
+                    .map(|k| msgs.iter().map(|m| m[k]).fold(f64::NEG_INFINITY, f64::max))
+                    .collect()
             };
             let mut cat = run.input("h", i).to_vec();
             cat.extend(pooled);

@@ -11,10 +11,10 @@ pub mod spec;
 pub mod tensor;
 pub mod weights;
 
+pub use bind::{bind_inputs, BindingNote, BindingSource};
 pub use error::{Result, RuntimeError};
 pub use graph::HeteroGraph;
-pub use spec::{load_graph, GraphSpec};
-pub use bind::{bind_inputs, BindingNote, BindingSource};
 pub use interp::interpret;
+pub use spec::{load_graph, GraphSpec};
 pub use tensor::Tensor;
 pub use weights::WeightStore;
