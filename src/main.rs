@@ -62,6 +62,9 @@ enum Command {
         /// Save the outputs to a safetensors file (written atomically).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Save the bound inputs to a safetensors file (for running peers on the same data).
+        #[arg(long)]
+        save_inputs: Option<PathBuf>,
     },
     /// Inspect graphs.
     Graph {
@@ -76,6 +79,14 @@ enum GraphCommand {
     Info {
         /// The graph spec (see `pigeon run --help`).
         spec: String,
+    },
+    /// Write a graph as safetensors (`src`, `dst`, `rel`, `node_type`, features), for peers.
+    Export {
+        /// The graph spec (see `pigeon run --help`).
+        spec: String,
+        /// The file to write (atomically).
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -143,13 +154,19 @@ fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Check { file } => check(&file),
         Command::Dump { file, stage, format, model } => dump(&file, stage, format, &model),
-        Command::Run { file, graph, backend, model, seed, weights, save_weights, output } => {
-            let opts = RunOptions { seed, weights, save_weights, output };
+        Command::Run { file, graph, backend, model, seed, weights, save_weights, output, save_inputs } => {
+            let opts = RunOptions { seed, weights, save_weights, output, save_inputs };
             run(&file, &graph, backend, &model, &opts)
         }
         Command::Graph { command: GraphCommand::Info { spec } } => {
             let graph = load_graph(&spec)?;
             println!("{graph}");
+            Ok(())
+        }
+        Command::Graph { command: GraphCommand::Export { spec, output } } => {
+            let graph = load_graph(&spec)?;
+            runtime::io::write_atomic(&output, &runtime::export::graph_to_safetensors(&graph)?)?;
+            println!("wrote {} ({} nodes, {} edges)", output.display(), graph.num_nodes(), graph.num_edges());
             Ok(())
         }
     }
@@ -195,6 +212,7 @@ struct RunOptions {
     weights: Option<PathBuf>,
     save_weights: Option<PathBuf>,
     output: Option<PathBuf>,
+    save_inputs: Option<PathBuf>,
 }
 
 fn spinner(message: String) -> indicatif::ProgressBar {
@@ -240,6 +258,9 @@ fn run(
         weights.save(path, &module)?;
     }
     let (inputs, notes) = runtime::bind::bind_inputs(&module, &graph, opts.seed)?;
+    if let Some(path) = &opts.save_inputs {
+        runtime::weights::save_tensors(path, &inputs)?;
+    }
 
     let bar = spinner(format!("running {} on {} (reference interpreter)", module.name, graph.name));
     let t2 = Instant::now();
