@@ -1,7 +1,7 @@
 //! The `pigeon` command-line interface: parses arguments, calls the library, renders results
 //! and errors. The only place in the workspace that prints or exits.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use pigeon::runtime::{self, HeteroGraph};
 use std::path::{Path, PathBuf};
@@ -143,18 +143,41 @@ fn main() -> ExitCode {
                     eprint!("{rendered}");
                     eprintln!("error: {count} error{} found", if *count == 1 { "" } else { "s" });
                 }
-                _ => eprintln!("error: {e:#}"),
+                _ => eprintln!("error: {}", error_chain(&e)),
             }
             ExitCode::FAILURE
         }
     }
 }
 
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message already
+/// holds (runtime errors include their I/O cause; anyhow's `{:#}` would print it twice).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+    }
+    out
+}
+
 fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Check { file } => check(&file),
         Command::Dump { file, stage, format, model } => dump(&file, stage, format, &model),
-        Command::Run { file, graph, backend, model, seed, weights, save_weights, output, save_inputs } => {
+        Command::Run {
+            file,
+            graph,
+            backend,
+            model,
+            seed,
+            weights,
+            save_weights,
+            output,
+            save_inputs,
+        } => {
             let opts = RunOptions { seed, weights, save_weights, output, save_inputs };
             run(&file, &graph, backend, &model, &opts)
         }
@@ -164,9 +187,15 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Graph { command: GraphCommand::Export { spec, output } } => {
+            runtime::io::check_writable(&output)?;
             let graph = load_graph(&spec)?;
             runtime::io::write_atomic(&output, &runtime::export::graph_to_safetensors(&graph)?)?;
-            println!("wrote {} ({} nodes, {} edges)", output.display(), graph.num_nodes(), graph.num_edges());
+            println!(
+                "wrote {} ({} nodes, {} edges)",
+                output.display(),
+                graph.num_nodes(),
+                graph.num_edges()
+            );
             Ok(())
         }
     }
@@ -239,6 +268,10 @@ fn run(
     if backend != Backend::Reference {
         bail!("this back end is not implemented yet; use --backend reference (the optimised CPU and CUDA back ends are issues #3 and #4)");
     }
+    // Refuse unwritable destinations before the (possibly long) run, not after it.
+    for path in [&opts.output, &opts.save_weights, &opts.save_inputs].into_iter().flatten() {
+        runtime::io::check_writable(path)?;
+    }
     let t0 = Instant::now();
     let src = pigeon::read_source(file)?;
     let module = pigeon::compile(&src, model.model.as_deref(), &model.params)?;
@@ -250,9 +283,9 @@ fn run(
 
     let (r, t) = (graph.num_relations(), graph.num_node_types());
     let weights = match &opts.weights {
-        Some(path) => runtime::weights::WeightStore::load(path, &module, r, t)
-            .with_context(|| format!("loading weights from {}", path.display()))?,
-        None => runtime::weights::WeightStore::init(&module, r, t, opts.seed),
+        // The runtime's error already names the file.
+        Some(path) => runtime::weights::WeightStore::load(path, &module, r, t)?,
+        None => runtime::weights::WeightStore::try_init(&module, r, t, opts.seed)?,
     };
     if let Some(path) = &opts.save_weights {
         weights.save(path, &module)?;

@@ -242,7 +242,35 @@ impl<'a> FileChecker<'a> {
             Func::Softmax | Func::Aggregate(..) if wrong_place.is_none() => RowKind::Edge,
             _ => ctx,
         };
-        let mut ok = wrong_place.is_none();
+        let doms = self.check_call_args(scope, f, func, args, arg_ctx);
+        if wrong_place.is_some() {
+            return None;
+        }
+        let doms = doms?;
+        match f {
+            Func::Softmax => Some(Dom::Rows(RowKind::Edge)),
+            Func::Aggregate(..) => Some(Dom::Rows(RowKind::Node)),
+            _ => {
+                let mut dom = Dom::Shared;
+                for (d, s) in doms {
+                    dom = self.join(dom, d, s)?;
+                }
+                Some(dom)
+            }
+        }
+    }
+
+    /// Checks the arguments of a call of `f` (shape and number arguments where they belong,
+    /// values in `arg_ctx`); every argument is checked, and `None` means one was wrong.
+    fn check_call_args(
+        &mut self,
+        scope: &Scope<'a>,
+        f: Func,
+        func: &Ident,
+        args: &[Arg],
+        arg_ctx: RowKind,
+    ) -> Option<Vec<(Dom, Span)>> {
+        let mut ok = true;
         let mut doms = Vec::new();
         for (i, a) in args.iter().enumerate() {
             match (a, f, i) {
@@ -282,20 +310,7 @@ impl<'a> FileChecker<'a> {
                 },
             }
         }
-        if !ok {
-            return None;
-        }
-        match f {
-            Func::Softmax => Some(Dom::Rows(RowKind::Edge)),
-            Func::Aggregate(..) => Some(Dom::Rows(RowKind::Node)),
-            _ => {
-                let mut dom = Dom::Shared;
-                for (d, s) in doms {
-                    dom = self.join(dom, d, s)?;
-                }
-                Some(dom)
-            }
-        }
+        ok.then_some(doms)
     }
 
     /// The domain of an element-wise combination.

@@ -45,6 +45,12 @@ pub(crate) fn eval(d: &DimExpr, params: &HashMap<String, i64>) -> Result<i64, Di
 /// The most elements a row may hold (so that element counts never overflow downstream).
 pub(crate) const MAX_ELEMENTS: usize = 1 << 31;
 
+/// Whether a row of `shape` holds at most [`MAX_ELEMENTS`] elements (without overflowing).
+pub(crate) fn fits(shape: &Shape) -> bool {
+    let numel = shape.dims().iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    matches!(numel, Some(n) if n <= MAX_ELEMENTS)
+}
+
 /// The shape `[d1, d2, ...]`, every extent positive.
 pub(crate) fn eval_shape(
     ds: &[DimExpr],
@@ -62,9 +68,7 @@ pub(crate) fn eval_shape(
             Err(e) => errs.push(e),
         }
     }
-    let numel = out.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let too_large = !matches!(numel, Some(n) if n <= MAX_ELEMENTS);
-    if errs.is_empty() && too_large {
+    if errs.is_empty() && !fits(&Shape(out.clone())) {
         let span = ds.first().map_or(Default::default(), |f| f.span.to(ds[ds.len() - 1].span));
         errs.push(Diagnostic::error(
             format!("shape too large (more than {MAX_ELEMENTS} elements per row)"),

@@ -17,6 +17,10 @@ use std::collections::HashMap;
 /// Layers nested deeper than this are rejected (recursion is caught earlier by the checker).
 const MAX_DEPTH: usize = 64;
 
+/// At most this many layer instances are inlined into one module: a model using a layer twice,
+/// whose model uses a layer twice, ... doubles per level, and 64 levels would never finish.
+const MAX_LAYERS: usize = 10_000;
+
 /// What a name is bound to while a model is lowered.
 #[derive(Clone, Debug)]
 pub(crate) enum Bind {
@@ -56,6 +60,8 @@ pub(crate) struct Lowerer<'a> {
     pub(crate) diags: Vec<Diagnostic>,
     /// "in layer ..." notes for the layers being inlined.
     notes: Vec<String>,
+    /// Layer instances inlined so far (see [`MAX_LAYERS`]).
+    layers: usize,
 }
 
 /// Lowers `file.models[idx]` with parameter overrides `params`.
@@ -72,9 +78,17 @@ pub(crate) fn lower(
         module: Module { name: model.name.name.clone(), ..Module::default() },
         diags: Vec::new(),
         notes: Vec::new(),
+        layers: 0,
     };
     let mut values = Vec::new();
-    for (name, _) in params {
+    for (i, (name, _)) in params.iter().enumerate() {
+        if params[..i].iter().any(|(n, _)| n == name) {
+            lw.diags.push(
+                Diagnostic::error(format!("parameter `{name}` is given twice"), model.name.span)
+                    .with_label("given on the command line"),
+            );
+            continue;
+        }
         if !model.params.iter().any(|p| p.name.name == *name) {
             lw.diags.push(
                 Diagnostic::error(
@@ -132,6 +146,22 @@ impl<'a> Lowerer<'a> {
     pub(crate) fn emit(&mut self, op: Op, span: Span, what: &str) -> Option<ValueId> {
         let insts = &self.module.insts;
         match pigeon_ir::infer::infer_type(&op, &|v| insts.get(v).map(|i| i.ty.clone())) {
+            // Broadcasting multiplies extents: `[n] + [1, n] + [1, 1, n] + ...` would reach
+            // shapes whose element count overflows, so inferred shapes get the declared limit.
+            Ok(ty) if !dims::fits(&ty.shape) => {
+                self.report(
+                    Diagnostic::error(
+                        format!(
+                            "shape {} too large (more than {} elements per row)",
+                            ty.shape,
+                            dims::MAX_ELEMENTS
+                        ),
+                        span,
+                    )
+                    .with_label(format!("this {what} has shape {}", ty.shape)),
+                );
+                None
+            }
             Ok(ty) => Some(self.module.insts.push(Inst { op, ty, name: None })),
             Err(msg) => {
                 self.report(Diagnostic::error(msg, span).with_label(format!("in this {what}")));
@@ -299,6 +329,20 @@ impl<'a> Lowerer<'a> {
                 format!("layers nested more than {MAX_DEPTH} deep"),
                 callee.span,
             ));
+            return None;
+        }
+        self.layers += 1;
+        if self.layers > MAX_LAYERS {
+            // Reported once: every later layer of the same blow-up would repeat it.
+            if self.layers == MAX_LAYERS + 1 {
+                self.report(
+                    Diagnostic::error(
+                        format!("more than {MAX_LAYERS} layer instances in one model"),
+                        callee.span,
+                    )
+                    .with_note("each layer statement inlines its model; layers of models that use several layers multiply"),
+                );
+            }
             return None;
         }
         let mut values = Vec::new();
@@ -506,6 +550,67 @@ v22 = View { x: v21, shape: Shape([4]) } : node [4] f32 out
 output out = v22
 output one = v12
 "#,
+        );
+    }
+
+    /// Each level uses the one below twice: 2^40 instances, refused quickly instead of hanging.
+    #[test]
+    fn exponential_layer_blowup_is_refused() {
+        let mut src =
+            String::from("model m0(d = 2) { input h: node[d]; node y = relu(h); output y; }\n");
+        for i in 1..40 {
+            src += &format!(
+                "model m{i}(d = 2) {{ input h: node[d]; layer a = m{j}(d = d)(h); layer b = m{j}(d = d)(a); output b; }}\n",
+                j = i - 1
+            );
+        }
+        let file = SourceFile { name: "t.rgnn".into(), text: src };
+        let start = std::time::Instant::now();
+        let errs =
+            crate::compile(&file, None, &[]).map(|m| m.insts.len()).map_err(|d| d.to_string());
+        assert!(
+            matches!(&errs, Err(m) if m.contains("more than 10000 layer instances in one model")),
+            "{errs:?}"
+        );
+        assert_eq!(errs.map_err(|m| m.matches("layer instances").count()), Err(1));
+        assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
+        // m12 inlines 2 + 4 + ... + 2^12 = 8190 layer instances: fine.
+        let ok = crate::compile(&file, Some("m12"), &[]).map(|m| m.weights.len());
+        assert!(ok.is_ok(), "{ok:?}");
+        assert!(crate::check(&SourceFile {
+            name: "t".into(),
+            text: file.text[..file.text.find("model m13").unwrap_or(0)].into()
+        })
+        .is_ok());
+    }
+
+    /// Broadcasting `[n] + [1, n] + [1, 1, n] + [1, 1, 1, n]` with n = 2^16 gives 2^64 elements
+    /// per row, which overflowed `Shape::numel`; inferred shapes now have the declared limit.
+    #[test]
+    fn broadcasting_to_a_huge_shape_is_an_error() {
+        let src = "model m(n = 65536) {\n    input a: node[n];\n    weight b: [1, n];\n    weight c: [1, 1, n];\n    weight d: [1, 1, 1, n];\n    node y = a + b + c + d;\n    output y;\n}\n";
+        let file = SourceFile { name: "t.rgnn".into(), text: src.into() };
+        let msg = crate::compile(&file, None, &[]).map(|_| ()).map_err(|d| d.to_string());
+        assert!(
+            matches!(&msg, Err(m) if m.contains("shape [65536, 65536] too large (more than 2147483648 elements per row)")),
+            "{msg:?}"
+        );
+        // `check` reports it too (it lowers every model with defaults).
+        assert!(crate::check(&file).is_err());
+        // Exactly at the limit is fine: [2^15] + [1, 2^16] gives [2^15, 2^16] = 2^31 elements.
+        let fine = "model m(n = 32768) { input a: node[n]; weight b: [1, 2 * n]; node y = a + b; output y; }";
+        let fine = SourceFile { name: "t.rgnn".into(), text: fine.into() };
+        let out =
+            crate::compile(&fine, None, &[]).map(|m| m.insts.len()).map_err(|d| d.to_string());
+        assert!(out.is_ok(), "{out:?}");
+    }
+
+    #[test]
+    fn a_parameter_given_twice_is_an_error() {
+        check(
+            RGCN,
+            &[("in_dim", 4), ("in_dim", 5)],
+            "error: parameter `in_dim` is given twice\n  --> t.rgnn:2:7\n   |\n 2 | model rgcn(in_dim = 4, out_dim = 2) {\n   |       ^^^^ given on the command line",
         );
     }
 

@@ -73,7 +73,7 @@ impl fmt::Display for Domain {
 }
 
 /// One end of an edge.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {
     /// The source node (the message sender).
     Src,

@@ -45,7 +45,7 @@ pub fn parse_module(text: &str) -> Result<Module, IrError> {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Tok {
+pub(crate) enum Tok {
     Ident(String),
     Num(String),
     Str(String),
@@ -53,9 +53,9 @@ enum Tok {
 }
 
 #[derive(Clone, Debug)]
-struct Token {
-    tok: Tok,
-    col: usize,
+pub(crate) struct Token {
+    pub(crate) tok: Tok,
+    pub(crate) col: usize,
 }
 
 fn describe(t: Option<&Token>) -> String {
@@ -67,12 +67,12 @@ fn describe(t: Option<&Token>) -> String {
     }
 }
 
-fn err(line: usize, col: usize, message: String) -> IrError {
+pub(crate) fn err(line: usize, col: usize, message: String) -> IrError {
     IrError::Parse { line, col, message }
 }
 
 /// Splits one line into tokens; `//` outside a string ends the line.
-fn tokenize(line: &str, line_no: usize) -> Result<Vec<Token>, IrError> {
+pub(crate) fn tokenize(line: &str, line_no: usize) -> Result<Vec<Token>, IrError> {
     let chars: Vec<char> = line.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -104,7 +104,7 @@ fn tokenize(line: &str, line_no: usize) -> Result<Vec<Token>, IrError> {
             let (s, j) = string(&chars, i + 1, line_no, col)?;
             out.push(Token { tok: Tok::Str(s), col });
             i = j;
-        } else if "=:,[]();".contains(c) {
+        } else if "=:,[](){};".contains(c) {
             out.push(Token { tok: Tok::Punct(c), col });
             i += 1;
         } else {
@@ -167,35 +167,35 @@ fn string(
 }
 
 /// The tokens of one line and the position in them.
-struct Cursor {
-    tokens: Vec<Token>,
-    pos: usize,
-    line: usize,
-    end_col: usize,
+pub(crate) struct Cursor {
+    pub(crate) tokens: Vec<Token>,
+    pub(crate) pos: usize,
+    pub(crate) line: usize,
+    pub(crate) end_col: usize,
 }
 
 impl Cursor {
-    fn peek(&self) -> Option<&Token> {
+    pub(crate) fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos)
     }
-    fn col(&self) -> usize {
+    pub(crate) fn col(&self) -> usize {
         self.peek().map_or(self.end_col, |t| t.col)
     }
-    fn expected(&self, what: &str) -> IrError {
+    pub(crate) fn expected(&self, what: &str) -> IrError {
         err(self.line, self.col(), format!("expected {what}, found {}", describe(self.peek())))
     }
-    fn bump(&mut self) -> Option<Tok> {
+    pub(crate) fn bump(&mut self) -> Option<Tok> {
         let t = self.tokens.get(self.pos).map(|t| t.tok.clone());
         self.pos += 1;
         t
     }
-    fn at_punct(&self, c: char) -> bool {
+    pub(crate) fn at_punct(&self, c: char) -> bool {
         matches!(self.peek(), Some(Token { tok: Tok::Punct(p), .. }) if *p == c)
     }
-    fn at_word(&self, w: &str) -> bool {
+    pub(crate) fn at_word(&self, w: &str) -> bool {
         matches!(self.peek(), Some(Token { tok: Tok::Ident(s), .. }) if s == w)
     }
-    fn punct(&mut self, c: char) -> Result<(), IrError> {
+    pub(crate) fn punct(&mut self, c: char) -> Result<(), IrError> {
         if self.at_punct(c) {
             self.pos += 1;
             Ok(())
@@ -203,7 +203,7 @@ impl Cursor {
             Err(self.expected(&format!("`{c}`")))
         }
     }
-    fn keyword(&mut self, w: &str) -> Result<(), IrError> {
+    pub(crate) fn keyword(&mut self, w: &str) -> Result<(), IrError> {
         if self.at_word(w) {
             self.pos += 1;
             Ok(())
@@ -211,14 +211,14 @@ impl Cursor {
             Err(self.expected(&format!("`{w}`")))
         }
     }
-    fn end(&mut self) -> Result<(), IrError> {
+    pub(crate) fn end(&mut self) -> Result<(), IrError> {
         match self.peek() {
             None => Ok(()),
             Some(_) => Err(self.expected("end of line")),
         }
     }
     /// One of `words`, as its index.
-    fn one_of(&mut self, words: &[&str]) -> Result<usize, IrError> {
+    pub(crate) fn one_of(&mut self, words: &[&str]) -> Result<usize, IrError> {
         let found = match self.peek() {
             Some(Token { tok: Tok::Ident(s), .. }) => words.iter().position(|w| w == s),
             _ => None,
@@ -234,7 +234,7 @@ impl Cursor {
             }
         }
     }
-    fn string(&mut self, what: &str) -> Result<String, IrError> {
+    pub(crate) fn string(&mut self, what: &str) -> Result<String, IrError> {
         match self.peek() {
             Some(Token { tok: Tok::Str(s), .. }) => {
                 let s = s.clone();
@@ -245,7 +245,7 @@ impl Cursor {
         }
     }
     /// An identifier or a string.
-    fn name(&mut self, what: &str) -> Result<String, IrError> {
+    pub(crate) fn name(&mut self, what: &str) -> Result<String, IrError> {
         match self.peek() {
             Some(Token { tok: Tok::Str(s) | Tok::Ident(s), .. }) => {
                 let s = s.clone();
@@ -256,7 +256,7 @@ impl Cursor {
         }
     }
     /// A number token parsed as `T`.
-    fn number<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, IrError> {
+    pub(crate) fn number<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, IrError> {
         let parsed = match self.peek() {
             Some(Token { tok: Tok::Num(s), .. }) => s.parse::<T>().ok(),
             _ => None,
@@ -269,7 +269,7 @@ impl Cursor {
             None => Err(self.expected(what)),
         }
     }
-    fn float(&mut self) -> Result<f64, IrError> {
+    pub(crate) fn float(&mut self) -> Result<f64, IrError> {
         let parsed = match self.peek() {
             Some(Token { tok: Tok::Num(s) | Tok::Ident(s), .. }) => s.parse::<f64>().ok(),
             _ => None,
@@ -283,7 +283,7 @@ impl Cursor {
         }
     }
     /// An id `{prefix}{n}`.
-    fn id<K: EntityId>(&mut self, prefix: char, what: &str) -> Result<K, IrError> {
+    pub(crate) fn id<K: EntityId>(&mut self, prefix: char, what: &str) -> Result<K, IrError> {
         let n = match self.peek() {
             Some(Token { tok: Tok::Ident(s), .. }) => s
                 .strip_prefix(prefix)
@@ -299,10 +299,10 @@ impl Cursor {
             None => Err(self.expected(what)),
         }
     }
-    fn value(&mut self) -> Result<ValueId, IrError> {
+    pub(crate) fn value(&mut self) -> Result<ValueId, IrError> {
         self.id('v', "a value (`v0`, `v1`, ...)")
     }
-    fn shape(&mut self) -> Result<Shape, IrError> {
+    pub(crate) fn shape(&mut self) -> Result<Shape, IrError> {
         self.punct('[')?;
         let mut dims = Vec::new();
         if !self.at_punct(']') {
@@ -317,7 +317,7 @@ impl Cursor {
         self.punct(']')?;
         Ok(Shape(dims))
     }
-    fn domain(&mut self) -> Result<Domain, IrError> {
+    pub(crate) fn domain(&mut self) -> Result<Domain, IrError> {
         const DOMAINS: [Domain; 7] = [
             Domain::Node,
             Domain::Edge,
@@ -330,7 +330,7 @@ impl Cursor {
         let names = ["node", "edge", "compact.src", "compact.dst", "shared", "relation", "ntype"];
         Ok(DOMAINS[self.one_of(&names)?])
     }
-    fn ty(&mut self) -> Result<Type, IrError> {
+    pub(crate) fn ty(&mut self) -> Result<Type, IrError> {
         let domain = self.domain()?;
         let shape = self.shape()?;
         let dtype = [DType::F32, DType::F64][self.one_of(&["f32", "f64"])?];
@@ -477,13 +477,15 @@ impl ModuleParser {
             Location::Output { index, .. } => {
                 (self.output_lines.get(*index).copied().unwrap_or(1), 1)
             }
+            // Plan locations never come out of `verify`.
+            Location::Buffer(_) | Location::Kernel(_) | Location::Stmt(..) => (1, 1),
         }
     }
 }
 
-const UNARY: [&str; 10] =
+pub(crate) const UNARY: [&str; 10] =
     ["neg", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "exp", "log", "sqrt"];
-const BINARY: [&str; 5] = ["add", "sub", "mul", "div", "max"];
+pub(crate) const BINARY: [&str; 5] = ["add", "sub", "mul", "div", "max"];
 const OTHER: [&str; 11] = [
     "input",
     "weight",
@@ -577,7 +579,7 @@ fn aggregate(cur: &mut Cursor) -> Result<Op, IrError> {
 }
 
 /// The `i`-th unary function of [`UNARY`], reading its parameter if it has one.
-fn unary(i: usize, cur: &mut Cursor) -> Result<UnaryOp, IrError> {
+pub(crate) fn unary(i: usize, cur: &mut Cursor) -> Result<UnaryOp, IrError> {
     let mut param = || -> Result<f64, IrError> {
         cur.punct('(')?;
         let p = cur.float()?;
@@ -626,7 +628,7 @@ fn index(cur: &mut Cursor) -> Result<Index, IrError> {
         [cur.one_of(&["src", "dst", "compact.src", "compact.dst", "node.src", "node.dst"])?])
 }
 
-fn select(cur: &mut Cursor) -> Result<Select, IrError> {
+pub(crate) fn select(cur: &mut Cursor) -> Result<Select, IrError> {
     const SELECTS: [Select; 5] =
         [Select::Same, Select::Relation, Select::NodeType, Select::SrcType, Select::DstType];
     Ok(SELECTS[cur.one_of(&["same", "relation", "ntype", "src.ntype", "dst.ntype"])?])

@@ -145,12 +145,12 @@ impl fmt::Display for Module {
 }
 
 /// The width to pad `lines` to: the longest of them not longer than `max`.
-fn column<'a>(lines: impl Iterator<Item = &'a str>, max: usize) -> usize {
+pub(crate) fn column<'a>(lines: impl Iterator<Item = &'a str>, max: usize) -> usize {
     lines.map(|l| l.chars().count()).filter(|&n| n <= max).max().unwrap_or(0)
 }
 
 /// `"W": relation [64, 1, 64] glorot` (what follows the id in a weight declaration).
-fn weight_decl(w: &Weight) -> String {
+pub(crate) fn weight_decl(w: &Weight) -> String {
     let kind = match w.kind {
         WeightKind::Shared => "shared",
         WeightKind::PerRelation => "relation",

@@ -27,10 +27,11 @@
 
 use crate::infer::infer_type;
 use crate::inter::{Domain, Module, Op, Shape, ValueId, WeightId};
+use crate::plan::{BufferId, KernelId, RegId};
 use std::collections::HashSet;
 use std::fmt;
 
-/// Where in a module a violation is.
+/// Where in a module (or a kernel plan, see `plan_verify.rs`) a violation is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
     /// The module header (its parameters).
@@ -46,6 +47,12 @@ pub enum Location {
         /// The output's name.
         name: String,
     },
+    /// A buffer of a plan (`b2`).
+    Buffer(BufferId),
+    /// A kernel of a plan (`k3`).
+    Kernel(KernelId),
+    /// A statement of a traversal kernel (`k3.r4`).
+    Stmt(KernelId, RegId),
 }
 
 impl fmt::Display for Location {
@@ -55,6 +62,9 @@ impl fmt::Display for Location {
             Location::Weight(w) => write!(f, "{w}"),
             Location::Inst(v) => write!(f, "{v}"),
             Location::Output { name, .. } => write!(f, "output {name:?}"),
+            Location::Buffer(b) => write!(f, "{b}"),
+            Location::Kernel(k) => write!(f, "{k}"),
+            Location::Stmt(k, r) => write!(f, "{k}.{r}"),
         }
     }
 }

@@ -98,6 +98,10 @@ fn bind_one(decl: &InputDecl, graph: &HeteroGraph, seed: u64) -> Result<(Tensor,
         Domain::Edge => graph.num_edges(),
         d => return Err(err(format!("inputs are node or edge values, this one is declared {d}"))),
     };
+    crate::memory::check(
+        || format!("input `{name}` ({rows} {} rows of {shape} f64)", decl.ty.domain),
+        crate::memory::f64_bytes(rows, shape.numel()),
+    )?;
     if decl.ty.domain == Domain::Node {
         if let Some(feat) = graph.feature(name) {
             let t = graph_table(name, feat.dim, &feat.data, rows, &shape, "node feature")?;

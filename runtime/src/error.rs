@@ -49,6 +49,17 @@ pub enum RuntimeError {
     /// Weights loaded from a file do not match the model (missing, extra, wrong shape, bad file).
     #[error("weights: {0}")]
     Weights(String),
+    /// A request would need more memory than the machine has (a model, graph or value too
+    /// large); checked before allocating.
+    #[error("{what} needs {}, more than {}", crate::memory::human(*bytes), limit_text(*limit))]
+    TooLarge {
+        /// What would be allocated (`weight \`W\` (3 x [65536, 32768] f64)`).
+        what: String,
+        /// The bytes it needs.
+        bytes: u128,
+        /// The memory available, when known.
+        limit: Option<u64>,
+    },
     /// The request is valid but not supported yet.
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -59,3 +70,10 @@ pub enum RuntimeError {
 
 /// Result with [`RuntimeError`].
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+fn limit_text(limit: Option<u64>) -> String {
+    match limit {
+        Some(l) => format!("the {} of memory available", crate::memory::human(u128::from(l))),
+        None => "any address space holds".to_string(),
+    }
+}

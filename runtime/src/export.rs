@@ -13,11 +13,28 @@ use std::collections::HashMap;
 
 /// The bytes of a safetensors file describing `graph`.
 pub fn graph_to_safetensors(graph: &HeteroGraph) -> Result<Vec<u8>> {
-    let as_i64 = |v: &mut dyn Iterator<Item = u64>| -> Vec<u8> { v.flat_map(|x| (x as i64).to_le_bytes()).collect() };
+    let as_i64 = |v: &mut dyn Iterator<Item = u64>| -> Vec<u8> {
+        v.flat_map(|x| (x as i64).to_le_bytes()).collect()
+    };
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![
-        ("src".into(), Dtype::I64, vec![graph.num_edges()], as_i64(&mut graph.src.iter().map(|&x| u64::from(x)))),
-        ("dst".into(), Dtype::I64, vec![graph.num_edges()], as_i64(&mut graph.dst.iter().map(|&x| u64::from(x)))),
-        ("rel".into(), Dtype::I64, vec![graph.num_edges()], as_i64(&mut graph.rel.iter().map(|&x| u64::from(x)))),
+        (
+            "src".into(),
+            Dtype::I64,
+            vec![graph.num_edges()],
+            as_i64(&mut graph.src.iter().map(|&x| u64::from(x))),
+        ),
+        (
+            "dst".into(),
+            Dtype::I64,
+            vec![graph.num_edges()],
+            as_i64(&mut graph.dst.iter().map(|&x| u64::from(x))),
+        ),
+        (
+            "rel".into(),
+            Dtype::I64,
+            vec![graph.num_edges()],
+            as_i64(&mut graph.rel.iter().map(|&x| u64::from(x))),
+        ),
         (
             "node_type".into(),
             Dtype::I64,
@@ -75,12 +92,18 @@ mod tests {
         let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
         let src = st.tensor("src").expect("src");
         assert_eq!(src.shape(), &[2]);
-        let vals: Vec<i64> =
-            src.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        let vals: Vec<i64> = src
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
         assert_eq!(vals, vec![0, 2]);
         let nt = st.tensor("node_type").expect("node_type");
-        let types: Vec<i64> =
-            nt.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        let types: Vec<i64> = nt
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
         assert_eq!(types, vec![0, 0, 1]);
     }
 }

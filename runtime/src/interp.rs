@@ -151,7 +151,9 @@ pub fn interpret(
     let last_use = last_uses(module);
     // Inputs and weights are borrowed, computed values owned.
     let mut values: Vec<Option<Cow<Tensor>>> = vec![None; module.insts.len()];
+    let mut budget = MemoryBudget::new(inputs, weights);
     for (id, inst) in module.insts.iter() {
+        budget.reserve(&ctx, id, inst)?;
         let out = {
             let val = |v: ValueId| operand(module, &values, v, id);
             eval(&ctx, module, inst, &val, inputs, weights).map_err(|e| in_value(e, id))?
@@ -169,9 +171,14 @@ pub fn interpret(
         // A value nobody uses (not even as an output) is not kept.
         if last_use.get(id.index()).is_some_and(|&l| l > id.index()) {
             values[id.index()] = Some(out);
+        } else if let Cow::Owned(t) = &out {
+            budget.release(t);
         }
         for v in inst.op.operands() {
             if last_use.get(v.index()) == Some(&id.index()) {
+                if let Some(Some(Cow::Owned(t))) = values.get(v.index()) {
+                    budget.release(t);
+                }
                 values[v.index()] = None;
             }
         }
@@ -187,6 +194,50 @@ pub fn interpret(
             Ok((name.clone(), t))
         })
         .collect()
+}
+
+/// The bytes the interpreter holds: bound inputs and weights, plus the computed values alive,
+/// checked against the machine's memory before each value is computed.
+struct MemoryBudget {
+    live: u128,
+}
+
+impl MemoryBudget {
+    fn new(inputs: &[(String, Tensor)], weights: &WeightStore) -> Self {
+        let bytes = |t: &Tensor| t.data.len() as u128 * 8;
+        let live = inputs.iter().map(|(_, t)| bytes(t)).sum::<u128>()
+            + weights.iter().map(|(_, e)| bytes(&e.tensor)).sum::<u128>();
+        Self { live }
+    }
+
+    /// Accounts for the result of `inst` (computed values only), or refuses it.
+    fn reserve(&mut self, ctx: &Ctx, id: ValueId, inst: &Inst) -> Result<()> {
+        if matches!(inst.op, Op::Input { .. } | Op::Weight(_)) {
+            return Ok(());
+        }
+        let rows = ctx.rows(inst.ty.domain);
+        let bytes = crate::memory::f64_bytes(rows, inst.ty.shape.numel());
+        let name = inst.name.as_deref().map(|n| format!(" (`{n}`)")).unwrap_or_default();
+        let what = || {
+            format!("value {id}{name} ({rows} {} rows of {} f64)", inst.ty.domain, inst.ty.shape)
+        };
+        crate::memory::check(what, bytes)?;
+        let held = self.live;
+        crate::memory::check(
+            || {
+                let held = crate::memory::human(held);
+                format!("{} together with the {held} already held", what())
+            },
+            held + bytes,
+        )?;
+        self.live += bytes;
+        Ok(())
+    }
+
+    /// Forgets a computed value that was dropped.
+    fn release(&mut self, t: &Tensor) {
+        self.live = self.live.saturating_sub(t.data.len() as u128 * 8);
+    }
 }
 
 /// For each value, the index of the last instruction using it (`usize::MAX` for outputs).

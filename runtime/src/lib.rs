@@ -1,11 +1,16 @@
 //! pigeon's runtime: heterogeneous graphs and loaders, tensors, the reference interpreter.
 
+pub mod backend;
 pub mod bind;
+pub mod cpu;
 pub mod error;
+pub mod export;
 pub mod graph;
 pub mod interp;
 pub mod io;
+pub mod layout;
 pub mod loaders;
+pub mod memory;
 pub mod rng;
 pub mod spec;
 pub mod tensor;

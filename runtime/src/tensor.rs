@@ -78,12 +78,13 @@ impl Tensor {
 
     /// The sum of all values (a checksum for summaries and cross-back-end comparisons).
     pub fn sum(&self) -> f64 {
-        self.data.iter().sum()
+        // Folding from +0.0: `Iterator::sum` starts at -0.0, so an empty tensor printed `-0`.
+        self.data.iter().fold(0.0, |a, x| a + x)
     }
 
     /// The sum of the absolute values (a checksum insensitive to cancellation).
     pub fn sum_abs(&self) -> f64 {
-        self.data.iter().map(|x| x.abs()).sum()
+        self.data.iter().fold(0.0, |a, x| a + x.abs())
     }
 
     /// The largest absolute difference to `other`, or `None` when rows or shapes differ.
@@ -111,6 +112,9 @@ mod tests {
         assert_eq!(t.sum_abs(), 1.0 + 2.0 + 3.0 + 4.0);
         assert_eq!(t.to_f32(), vec![1.0f32, -2.0, 3.0, -4.0]);
         assert!(Tensor::from_vec(2, Shape(vec![3]), vec![0.0; 5]).is_err());
+        // An empty tensor sums to +0 (printed `0`, not `-0`).
+        let empty = Tensor::zeros(0, Shape(vec![3]));
+        assert!(empty.sum().is_sign_positive() && empty.sum_abs().is_sign_positive());
         let back = Tensor::from_f32(2, Shape(vec![2]), &t.to_f32());
         assert_eq!(back.ok(), Some(t));
     }

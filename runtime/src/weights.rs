@@ -85,7 +85,35 @@ pub fn glorot_limit(slice: &Shape) -> f64 {
 }
 
 impl WeightStore {
+    /// Like [`WeightStore::init`], but first checks that the weights fit in memory: sizes come
+    /// from user parameters and graphs, so this is the entry point for them (a
+    /// [`RuntimeError::TooLarge`] names the first weight that does not fit, or the total).
+    pub fn try_init(
+        module: &Module,
+        num_relations: usize,
+        num_node_types: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut total = 0u128;
+        for w in module.weights.values() {
+            let rows = slices(w.kind, num_relations, num_node_types);
+            let bytes = crate::memory::f64_bytes(rows, w.shape.numel());
+            crate::memory::check(
+                || format!("weight `{}` ({rows} x {} f64)", w.name, w.shape),
+                bytes,
+            )?;
+            total += bytes;
+        }
+        crate::memory::check(
+            || format!("the {} weights of model `{}` together", module.weights.len(), module.name),
+            total,
+        )?;
+        Ok(Self::init(module, num_relations, num_node_types, seed))
+    }
+
     /// Initialises every weight of `module` deterministically from `seed` (see the module doc).
+    /// Sizes are not checked (an allocation too large aborts): use [`WeightStore::try_init`]
+    /// for sizes a user chose.
     pub fn init(module: &Module, num_relations: usize, num_node_types: usize, seed: u64) -> Self {
         let entries = module
             .weights

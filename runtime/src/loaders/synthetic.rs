@@ -114,7 +114,13 @@ fn check(p: &SyntheticParams) -> Result<()> {
     if p.edges > 1 << 34 {
         return fail("more than 2^34 edges");
     }
-    Ok(())
+    // Three u32 ids per edge, a type id per node (the interpreter's), and per relation and node
+    // type a name, a type pair and a size: roughly 64 and 96 bytes.
+    let bytes = p.edges as u128 * 12
+        + p.nodes as u128 * 4
+        + p.relations as u128 * 64
+        + p.ntypes as u128 * 96;
+    crate::memory::check(|| format!("the graph `{p}`"), bytes)
 }
 
 /// Zipf-like relation sizes summing to `edges` (see the module doc).

@@ -1,0 +1,707 @@
+//! The verifier of kernel plans: checks a [`Plan`] against every invariant below and reports
+//! all violations, each naming where it is (`b2`, `k3`, `k3.r4`, `output "out"`, `model` for the
+//! header) and the number of the invariant it breaks. Plan lowering and scheduling passes run it
+//! on what they produce in tests; back ends may assume a plan that verifies.
+//!
+//! Iteration rows: a gemm iterates over `rows`; a statement of a traversal over the rows of its
+//! `Rows(space)` schedule, over edges (edge-parallel, or edge level of a node-parallel
+//! traversal) or over destination nodes (node level).
+//!
+//! # Invariants
+//!
+//! 1. Parameter names are unique, weight names are unique, no weight shape has an extent of 0.
+//! 2. Every buffer named by a kernel or an output exists.
+//! 3. Buffers: a `weight wN` buffer names a declared weight and has its slice shape and its row
+//!    space (`one` for shared, `relations` per relation, `ntypes` per node type); an input
+//!    buffer has `nodes` or `edges` rows and input names are unique; no buffer shape has an
+//!    extent of 0.
+//! 4. Kernels write only temp and output buffers, and read only input and weight buffers and
+//!    buffers written by an *earlier* kernel (a kernel that adds into a buffer does not read
+//!    it: a buffer first written by `add_into_dst` starts at zero).
+//! 5. Every output names a buffer declared `output` with the same name and written by some
+//!    kernel; output names are unique; every `output` buffer is listed as an output.
+//! 6. Gemm operands: `b`'s rows are selected from the iteration rows by `segment` (the rule of
+//!    [`check_select`](crate::infer::check_select)); `a`'s rows are reached by `gather` (the
+//!    row-index rule of 11); `shape::linear(a.shape, b.shape)` exists and gives `form` and the
+//!    shape of `c`.
+//! 7. Gemm output: with `write`, `c` has the iteration rows; with `add_into_dst`, the rows are
+//!    edges and `c` has `nodes` rows. Epilogue: a `scale` buffer has one element per row, an
+//!    `add` buffer broadcasts to `c`'s shape, and both are reached by their index (rule of 11).
+//! 8. Traversal registers: every operand refers to an earlier statement that is not a store.
+//! 9. Every statement's shape is its operation's typing rule: `load` the buffer's shape,
+//!    `const` `[]`, element-wise ops `shape::broadcast`, `dot` `shape::dot`, `view` the same
+//!    number of elements, `concat` `shape::concat` (at least one operand), `matvec`
+//!    `shape::linear` with the statement's `form`, `softmax` and `aggregate` their operand's;
+//!    a store is `[]` and stores a register of its buffer's shape.
+//! 10. Levels: `node` statements only in `node_parallel` traversals; `softmax` only there, at
+//!     edge level; `aggregate` only there, at node level, of an edge register (lower a sum in
+//!     an edge-parallel traversal to `store ... add_into_dst`); otherwise a node statement
+//!     never reads an edge register, nor an edge statement a node register.
+//! 11. Row indexes: a row of space `I` reads a buffer of rows `B` by `this` when `B` is `I` or
+//!     `one`; by `src`/`dst` when `I` is edges (or the compact rows of that endpoint) and `B`
+//!     is nodes; by `compact.src`/`compact.dst` when `I` is edges and `B` the compact rows of
+//!     that endpoint; by a selection as `check_select` allows. `matvec` selections likewise.
+//! 12. Stores: `write` stores into a buffer with the iteration rows; `add_into_dst` only over
+//!     edges, into a buffer of `nodes` rows.
+//! 13. Layouts: each is listed once, and every needed one is listed: `in_csr` by node-parallel
+//!     traversals; `edges_by_relation` by gemms over edges segmented by relation; `compact.e`
+//!     by compact iteration rows or buffers of endpoint `e` and by `compact.e` row indexes.
+//! 14. Slots: only temps carry a slot; temps sharing a slot have disjoint lifetimes (from the
+//!     kernel that first writes one to the last kernel that reads it, both included). The
+//!     slot's allocation is the largest byte size of its buffers on the graph at hand, which
+//!     the back end computes (row counts are only known with the graph).
+
+use crate::infer::check_select;
+use crate::inter::{Domain, Shape, WeightKind};
+use crate::plan::{
+    Buffer, BufferId, BufferKind, Epilogue, Gemm, Kernel, KernelId, Layout, Level, Plan, RegId,
+    RowIndex, RowSpace, Schedule, StmtOp, StoreMode, Traversal,
+};
+use crate::plan_text::{form, layout, row_index, row_space};
+use crate::shape;
+use crate::verify::{Location, VerifyError};
+use crate::EntityId;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Checks every invariant of the module doc; `Err` lists all violations, in plan order (header,
+/// buffers, kernels, outputs, slots).
+pub fn verify_plan(plan: &Plan) -> Result<(), Vec<VerifyError>> {
+    let mut v = Verifier { plan, errs: Vec::new(), written: HashSet::new(), life: HashMap::new() };
+    v.header();
+    v.buffers();
+    v.layout_list();
+    for (k, kernel) in plan.kernels.iter() {
+        v.kernel(k, kernel);
+    }
+    v.outputs();
+    v.slots();
+    if v.errs.is_empty() {
+        Ok(())
+    } else {
+        Err(v.errs)
+    }
+}
+
+/// The domain whose rows correspond to a row space (for [`check_select`]).
+fn domain(s: RowSpace) -> Domain {
+    match s {
+        RowSpace::Nodes => Domain::Node,
+        RowSpace::Edges => Domain::Edge,
+        RowSpace::Compact(e) => Domain::Compact(e),
+        RowSpace::Relations => Domain::Relation,
+        RowSpace::NodeTypes => Domain::NodeType,
+        RowSpace::One => Domain::Shared,
+    }
+}
+
+/// Invariant 11: whether a row of `iter` reads a row of a buffer with rows `buf` by `index`.
+fn check_index(iter: RowSpace, index: RowIndex, buf: RowSpace) -> Result<(), String> {
+    let ok = match index {
+        RowIndex::This => buf == iter || buf == RowSpace::One,
+        RowIndex::Node(e) => {
+            (iter == RowSpace::Edges || iter == RowSpace::Compact(e)) && buf == RowSpace::Nodes
+        }
+        RowIndex::EdgeToCompact(e) => iter == RowSpace::Edges && buf == RowSpace::Compact(e),
+        RowIndex::Select(s) => check_select(domain(iter), &domain(buf), s).is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} rows cannot read {} rows by {}",
+            row_space(iter),
+            row_space(buf),
+            row_index(index)
+        ))
+    }
+}
+
+fn has_zero(s: &Shape) -> bool {
+    s.0.contains(&0)
+}
+
+struct Verifier<'a> {
+    plan: &'a Plan,
+    errs: Vec<VerifyError>,
+    /// Buffers written by the kernels checked so far.
+    written: HashSet<BufferId>,
+    /// First kernel writing and last kernel reading each buffer (by kernel index).
+    life: HashMap<BufferId, (Option<usize>, Option<usize>)>,
+}
+
+impl<'a> Verifier<'a> {
+    fn push(&mut self, at: Location, invariant: u32, message: String) {
+        self.errs.push(VerifyError { at, invariant, message });
+    }
+
+    /// The buffer `b`, or `None` after reporting that it does not exist (invariant 2).
+    fn buf(&mut self, at: &Location, b: BufferId) -> Option<&'a Buffer> {
+        let found = self.plan.buffers.get(b);
+        if found.is_none() {
+            self.push(at.clone(), 2, format!("{b} is not a buffer"));
+        }
+        found
+    }
+
+    fn header(&mut self) {
+        let mut seen = HashSet::new();
+        for (name, _) in &self.plan.params {
+            if !seen.insert(name.as_str()) {
+                self.push(Location::Module, 1, format!("parameter {name:?} is declared twice"));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (id, w) in self.plan.weights.iter() {
+            if !seen.insert(w.name.as_str()) {
+                let msg = format!("weight name {:?} is declared twice", w.name);
+                self.push(Location::Weight(id), 1, msg);
+            }
+            if has_zero(&w.shape) {
+                self.push(Location::Weight(id), 1, format!("shape {} has an extent of 0", w.shape));
+            }
+        }
+    }
+
+    fn buffers(&mut self) {
+        let mut inputs = HashSet::new();
+        for (id, b) in self.plan.buffers.iter() {
+            let at = || Location::Buffer(id);
+            match &b.kind {
+                BufferKind::Weight(w) => match self.plan.weights.get(*w) {
+                    None => self.push(at(), 3, format!("weight {w} is not declared")),
+                    Some(decl) => {
+                        let rows = match decl.kind {
+                            WeightKind::Shared => RowSpace::One,
+                            WeightKind::PerRelation => RowSpace::Relations,
+                            WeightKind::PerNodeType => RowSpace::NodeTypes,
+                        };
+                        if b.rows != rows || b.shape != decl.shape {
+                            let msg = format!(
+                                "{} {} does not match weight {w} ({} {})",
+                                row_space(b.rows),
+                                b.shape,
+                                row_space(rows),
+                                decl.shape
+                            );
+                            self.push(at(), 3, msg);
+                        }
+                    }
+                },
+                BufferKind::Input(name) => {
+                    if !matches!(b.rows, RowSpace::Nodes | RowSpace::Edges) {
+                        let msg = format!(
+                            "input {name:?} has {} rows, not nodes or edges",
+                            row_space(b.rows)
+                        );
+                        self.push(at(), 3, msg);
+                    }
+                    if !inputs.insert(name.as_str()) {
+                        self.push(at(), 3, format!("input name {name:?} is used twice"));
+                    }
+                }
+                BufferKind::Temp | BufferKind::Output(_) => {}
+            }
+            if has_zero(&b.shape) {
+                self.push(at(), 3, format!("shape {} has an extent of 0", b.shape));
+            }
+            if b.slot.is_some() && b.kind != BufferKind::Temp {
+                self.push(at(), 14, "only temps carry a slot".to_string());
+            }
+            if let RowSpace::Compact(e) = b.rows {
+                self.need(at(), &BTreeSet::from([Layout::Compact(e)]));
+            }
+        }
+    }
+
+    /// Invariant 13: reports each layout of `needed` that the plan does not list.
+    fn need(&mut self, at: Location, needed: &BTreeSet<Layout>) {
+        for l in needed {
+            if !self.plan.layouts.contains(l) {
+                let msg = format!("needs layout {}, which is not listed", layout(*l));
+                self.push(at.clone(), 13, msg);
+            }
+        }
+    }
+
+    fn layout_list(&mut self) {
+        let mut seen = HashSet::new();
+        for l in &self.plan.layouts {
+            if !seen.insert(*l) {
+                let msg = format!("layout {} is listed twice", layout(*l));
+                self.push(Location::Module, 13, msg);
+            }
+        }
+    }
+
+    fn kernel(&mut self, k: KernelId, kernel: &'a Kernel) {
+        let at = Location::Kernel(k);
+        let (reads, writes, needed) = match kernel {
+            Kernel::Gemm(g) => self.gemm(k, g),
+            Kernel::Traversal(t) => self.traversal(k, t),
+        };
+        self.need(at.clone(), &needed);
+        // Invariant 4, with the lifetimes for invariant 14.
+        for (loc, b) in reads {
+            let Some(buf) = self.plan.buffers.get(b) else { continue };
+            if matches!(buf.kind, BufferKind::Input(_) | BufferKind::Weight(_)) {
+                continue;
+            }
+            if !self.written.contains(&b) {
+                self.push(loc, 4, format!("reads {b}, which no earlier kernel writes"));
+            }
+            self.life.entry(b).or_default().1 = Some(k.index());
+        }
+        for (loc, b) in &writes {
+            let Some(buf) = self.plan.buffers.get(*b) else { continue };
+            let what = match buf.kind {
+                BufferKind::Input(_) => "an input",
+                BufferKind::Weight(_) => "a weight",
+                _ => {
+                    self.life.entry(*b).or_default().0.get_or_insert(k.index());
+                    continue;
+                }
+            };
+            self.push(loc.clone(), 4, format!("writes {b}, which is {what}"));
+        }
+        self.written.extend(writes.iter().map(|(_, b)| *b));
+    }
+
+    fn outputs(&mut self) {
+        let mut seen = HashSet::new();
+        for (index, (name, b)) in self.plan.outputs.iter().enumerate() {
+            let at = Location::Output { index, name: name.clone() };
+            if !seen.insert(name.as_str()) {
+                self.push(at.clone(), 5, "output name is used twice".to_string());
+            }
+            let Some(buf) = self.buf(&at, *b) else { continue };
+            if buf.kind != BufferKind::Output(name.clone()) {
+                let msg = format!("{b} is not declared `output {}`", crate::text::quote(name));
+                self.push(at.clone(), 5, msg);
+            }
+            if !self.written.contains(b) {
+                self.push(at, 5, format!("{b} is written by no kernel"));
+            }
+        }
+        for (id, buf) in self.plan.buffers.iter() {
+            let listed = self.plan.outputs.iter().any(|(_, b)| *b == id);
+            if matches!(buf.kind, BufferKind::Output(_)) && !listed {
+                self.push(
+                    Location::Buffer(id),
+                    5,
+                    "an output buffer that no output lists".to_string(),
+                );
+            }
+        }
+    }
+
+    fn slots(&mut self) {
+        let mut by_slot: HashMap<u32, Vec<(BufferId, usize, usize)>> = HashMap::new();
+        for (id, b) in self.plan.buffers.iter() {
+            let (Some(slot), BufferKind::Temp) = (b.slot, &b.kind) else { continue };
+            let Some(&(Some(first), last)) = self.life.get(&id) else { continue };
+            by_slot.entry(slot).or_default().push((id, first, last.unwrap_or(first).max(first)));
+        }
+        let mut found = Vec::new();
+        for (slot, members) in &by_slot {
+            for (i, &(b, fb, lb)) in members.iter().enumerate() {
+                for &(a, fa, la) in &members[..i] {
+                    if fa <= lb && fb <= la {
+                        let msg = format!(
+                            "shares slot {slot} with {a} (live k{fa}..k{la}) while live k{fb}..k{lb}"
+                        );
+                        found.push((b, msg));
+                    }
+                }
+            }
+        }
+        found.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+        for (b, msg) in found {
+            self.push(Location::Buffer(b), 14, msg);
+        }
+    }
+}
+
+/// Buffers a kernel reads and writes (with where), and the layouts it needs.
+type Access = (Vec<(Location, BufferId)>, Vec<(Location, BufferId)>, BTreeSet<Layout>);
+
+impl<'a> Verifier<'a> {
+    fn gemm(&mut self, k: KernelId, g: &'a Gemm) -> Access {
+        let at = Location::Kernel(k);
+        let mut needed = BTreeSet::new();
+        if g.rows == RowSpace::Edges && g.segment == crate::Select::Relation {
+            needed.insert(Layout::EdgesByRelation);
+        }
+        if let RowSpace::Compact(e) = g.rows {
+            needed.insert(Layout::Compact(e));
+        }
+        let mut reads = vec![(at.clone(), g.a), (at.clone(), g.b)];
+        for e in &g.epilogue {
+            if let Epilogue::Scale { buf, index } | Epilogue::Add { buf, index } = e {
+                reads.push((at.clone(), *buf));
+                if let RowIndex::EdgeToCompact(ep) = index {
+                    needed.insert(Layout::Compact(*ep));
+                }
+            }
+        }
+        if let RowIndex::EdgeToCompact(ep) = g.gather {
+            needed.insert(Layout::Compact(ep));
+        }
+        let writes = vec![(at.clone(), g.c)];
+        let (a, b, c) = (self.buf(&at, g.a), self.buf(&at, g.b), self.buf(&at, g.c));
+        if let (Some(a), Some(b), Some(c)) = (a, b, c) {
+            self.gemm_operands(&at, g, a, b, c);
+        }
+        self.gemm_epilogue(&at, g, c);
+        (reads, writes, needed)
+    }
+
+    /// Invariants 6 and 7 (output rows) of a gemm whose buffers exist.
+    fn gemm_operands(&mut self, at: &Location, g: &Gemm, a: &Buffer, b: &Buffer, c: &Buffer) {
+        if let Err(why) = check_index(g.rows, g.gather, a.rows) {
+            self.push(at.clone(), 6, format!("a {}: {why}", g.a));
+        }
+        if check_select(domain(g.rows), &domain(b.rows), g.segment).is_err() {
+            let msg = format!(
+                "b {}: {} rows cannot select {} rows by {}",
+                g.b,
+                row_space(g.rows),
+                row_space(b.rows),
+                g.segment
+            );
+            self.push(at.clone(), 6, msg);
+        }
+        match shape::linear(&a.shape, &b.shape) {
+            None => {
+                let msg = format!("cannot multiply a {} row by a {} slice", a.shape, b.shape);
+                self.push(at.clone(), 6, msg);
+            }
+            Some((out, f)) => {
+                if f != g.form {
+                    let msg =
+                        format!("form {} differs from the operands' {}", form(&g.form), form(&f));
+                    self.push(at.clone(), 6, msg);
+                }
+                if c.shape != out {
+                    let msg = format!("c {} has shape {}, the product {out}", g.c, c.shape);
+                    self.push(at.clone(), 6, msg);
+                }
+            }
+        }
+        match g.store {
+            StoreMode::Write if c.rows != g.rows => {
+                let msg = format!(
+                    "c {} has {} rows, the iteration {}",
+                    g.c,
+                    row_space(c.rows),
+                    row_space(g.rows)
+                );
+                self.push(at.clone(), 7, msg);
+            }
+            StoreMode::AddIntoDst if g.rows != RowSpace::Edges || c.rows != RowSpace::Nodes => {
+                let msg = format!(
+                    "add_into_dst adds edge rows into nodes rows, not {} rows into {} rows",
+                    row_space(g.rows),
+                    row_space(c.rows)
+                );
+                self.push(at.clone(), 7, msg);
+            }
+            _ => {}
+        }
+    }
+
+    /// Invariant 7 (epilogue) of a gemm.
+    fn gemm_epilogue(&mut self, at: &Location, g: &Gemm, c: Option<&Buffer>) {
+        for e in &g.epilogue {
+            let (name, buf, index) = match e {
+                Epilogue::Scale { buf, index } => ("scale", *buf, *index),
+                Epilogue::Add { buf, index } => ("add", *buf, *index),
+                Epilogue::Unary(_) => continue,
+            };
+            let Some(eb) = self.buf(at, buf) else { continue };
+            if let Err(why) = check_index(g.rows, index, eb.rows) {
+                self.push(at.clone(), 7, format!("{name} {buf}: {why}"));
+            }
+            if name == "scale" && eb.shape.numel() != 1 {
+                let msg = format!("scale {buf}: rows of shape {} are not scalars", eb.shape);
+                self.push(at.clone(), 7, msg);
+            }
+            if let (true, Some(c)) = (name == "add", c) {
+                if shape::broadcast(&c.shape, &eb.shape).as_ref() != Some(&c.shape) {
+                    let msg =
+                        format!("add {buf}: shape {} does not broadcast to {}", eb.shape, c.shape);
+                    self.push(at.clone(), 7, msg);
+                }
+            }
+        }
+    }
+}
+
+/// What a statement defines: its level, and its shape unless it is a store.
+type Def = (Level, Option<Shape>);
+
+impl<'a> Verifier<'a> {
+    fn traversal(&mut self, k: KernelId, t: &'a Traversal) -> Access {
+        let mut acc: Access = (Vec::new(), Vec::new(), BTreeSet::new());
+        match t.schedule {
+            Schedule::NodeParallel => {
+                acc.2.insert(Layout::InCsr);
+            }
+            Schedule::Rows(RowSpace::Compact(e)) => {
+                acc.2.insert(Layout::Compact(e));
+            }
+            _ => {}
+        }
+        let mut defs: Vec<Def> = Vec::new();
+        for (i, s) in t.body.iter().enumerate() {
+            let r = RegId::new(i);
+            let at = Location::Stmt(k, r);
+            let iter = match (t.schedule, s.level) {
+                (Schedule::Rows(space), _) => space,
+                (Schedule::NodeParallel, Level::Node) => RowSpace::Nodes,
+                _ => RowSpace::Edges,
+            };
+            match &s.op {
+                StmtOp::Load { buf, index } => {
+                    acc.0.push((at.clone(), *buf));
+                    if let RowIndex::EdgeToCompact(e) = index {
+                        acc.2.insert(Layout::Compact(*e));
+                    }
+                }
+                StmtOp::MatVec { w, .. } => acc.0.push((at.clone(), *w)),
+                StmtOp::Store { buf, .. } => acc.1.push((at.clone(), *buf)),
+                _ => {}
+            }
+            let operands = self.operands(&at, (i, t.body.len()), &s.op, &defs);
+            self.levels(&at, t.schedule, s.level, &s.op, &operands);
+            let inferred = operands.map(|ops| self.infer(&at, iter, s.level, &s.op, &ops));
+            if let Some(Some(shape)) = inferred {
+                if shape != s.shape {
+                    let msg =
+                        format!("declared shape {} differs from the inferred {shape}", s.shape);
+                    self.push(at, 9, msg);
+                }
+            }
+            let is_store = matches!(s.op, StmtOp::Store { .. });
+            defs.push((s.level, (!is_store).then(|| s.shape.clone())));
+        }
+        acc
+    }
+
+    /// Invariant 8: the operands' definitions, or `None` when one is not an earlier value.
+    fn operands(
+        &mut self,
+        at: &Location,
+        (i, len): (usize, usize),
+        op: &StmtOp,
+        defs: &[Def],
+    ) -> Option<Vec<(Level, Shape)>> {
+        let regs: Vec<RegId> = match op {
+            StmtOp::Load { .. } | StmtOp::Const(_) => Vec::new(),
+            StmtOp::Unary { x, .. }
+            | StmtOp::View { x, .. }
+            | StmtOp::MatVec { x, .. }
+            | StmtOp::Softmax { x }
+            | StmtOp::Aggregate { x, .. }
+            | StmtOp::Store { x, .. } => vec![*x],
+            StmtOp::Binary { a, b, .. } | StmtOp::Dot { a, b } => vec![*a, *b],
+            StmtOp::Concat { xs } => xs.clone(),
+        };
+        let mut out = Some(Vec::new());
+        for x in regs {
+            let why = match defs.get(x.index()) {
+                Some((level, Some(shape))) => {
+                    if let Some(v) = out.as_mut() {
+                        v.push((*level, shape.clone()));
+                    }
+                    continue;
+                }
+                Some((_, None)) => "a store, which defines no value",
+                None if x.index() == i => "itself",
+                None if x.index() < len => "a later statement",
+                None => "no statement",
+            };
+            self.push(at.clone(), 8, format!("operand {x} refers to {why}"));
+            out = None;
+        }
+        out
+    }
+
+    /// Invariant 10 (with `operands` given when they all exist).
+    fn levels(
+        &mut self,
+        at: &Location,
+        sched: Schedule,
+        level: Level,
+        op: &StmtOp,
+        operands: &Option<Vec<(Level, Shape)>>,
+    ) {
+        let np = sched == Schedule::NodeParallel;
+        let mut bad = |msg: String| {
+            self.errs.push(VerifyError { at: at.clone(), invariant: 10, message: msg })
+        };
+        if level == Level::Node && !np {
+            bad("node-level statement outside a node_parallel traversal".to_string());
+        }
+        let ops = operands.as_deref().unwrap_or(&[]);
+        match op {
+            StmtOp::Softmax { .. } => {
+                if !np {
+                    bad("softmax outside a node_parallel traversal".to_string());
+                }
+                if level != Level::Edge || ops.iter().any(|o| o.0 != Level::Edge) {
+                    bad("softmax is an edge-level statement of an edge register".to_string());
+                }
+            }
+            StmtOp::Aggregate { .. } => {
+                if !np {
+                    bad("aggregate outside a node_parallel traversal (lower it to a store add_into_dst)".to_string());
+                }
+                if level != Level::Node || ops.iter().any(|o| o.0 != Level::Edge) {
+                    bad("aggregate is a node-level statement of an edge register".to_string());
+                }
+            }
+            _ => {
+                if ops.iter().any(|o| o.0 != level) {
+                    bad(match level {
+                        Level::Node => "node-level statement reads an edge-level register".into(),
+                        Level::Edge => "edge-level statement reads a node-level register".into(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Verifier<'a> {
+    /// Invariants 9, 11 and 12 of one statement whose operands exist: its inferred shape, or
+    /// `None` (after reporting why) when it has none.
+    fn infer(
+        &mut self,
+        at: &Location,
+        iter: RowSpace,
+        level: Level,
+        op: &StmtOp,
+        ops: &[(Level, Shape)],
+    ) -> Option<Shape> {
+        let shape_of = |i: usize| ops.get(i).map(|o| &o.1);
+        let mut fail = |inv: u32, msg: String| {
+            self.errs.push(VerifyError { at: at.clone(), invariant: inv, message: msg });
+            None
+        };
+        let (x, y) = (shape_of(0), shape_of(1));
+        match op {
+            StmtOp::Load { buf, index } => {
+                let b = self.buf(at, *buf)?;
+                if let Err(why) = check_index(iter, *index, b.rows) {
+                    self.push(at.clone(), 11, format!("load {buf}: {why}"));
+                }
+                Some(b.shape.clone())
+            }
+            StmtOp::Const(_) => Some(Shape::scalar()),
+            StmtOp::Unary { .. } | StmtOp::Softmax { .. } | StmtOp::Aggregate { .. } => x.cloned(),
+            StmtOp::Binary { .. } => match shape::broadcast(x?, y?) {
+                Some(s) => Some(s),
+                None => fail(9, format!("shapes {} and {} do not broadcast", x?, y?)),
+            },
+            StmtOp::Dot { .. } => match shape::dot(x?, y?) {
+                Some(s) => Some(s),
+                None => fail(9, format!("dot needs matching last axes, got {} and {}", x?, y?)),
+            },
+            StmtOp::View { shape: to, .. } => {
+                if x?.numel() == to.numel() {
+                    Some(to.clone())
+                } else {
+                    fail(9, format!("cannot view {} as {to}", x?))
+                }
+            }
+            StmtOp::Concat { .. } => {
+                let parts: Vec<&Shape> = ops.iter().map(|o| &o.1).collect();
+                match shape::concat(&parts) {
+                    Some(s) => Some(s),
+                    None if parts.is_empty() => fail(9, "concat has no operand".to_string()),
+                    None => fail(9, "operands do not concatenate along the last axis".to_string()),
+                }
+            }
+            StmtOp::MatVec { w, select, form: f, .. } => self.matvec(at, iter, x?, *w, *select, f),
+            StmtOp::Store { buf, mode, .. } => {
+                let b = self.buf(at, *buf)?;
+                self.store(at, iter, level, *buf, b, *mode);
+                if x? != &b.shape {
+                    self.push(
+                        at.clone(),
+                        9,
+                        format!("stores a {} register into {buf} of shape {}", x?, b.shape),
+                    );
+                }
+                Some(Shape::scalar())
+            }
+        }
+    }
+
+    fn matvec(
+        &mut self,
+        at: &Location,
+        iter: RowSpace,
+        x: &Shape,
+        w: BufferId,
+        select: crate::Select,
+        f: &crate::shape::LinearForm,
+    ) -> Option<Shape> {
+        let b = self.buf(at, w)?;
+        if check_select(domain(iter), &domain(b.rows), select).is_err() {
+            let msg = format!(
+                "matvec {w}: {} rows cannot select {} rows by {select}",
+                row_space(iter),
+                row_space(b.rows)
+            );
+            self.push(at.clone(), 11, msg);
+        }
+        match shape::linear(x, &b.shape) {
+            None => {
+                self.push(
+                    at.clone(),
+                    9,
+                    format!("cannot multiply a {x} row by a {} slice", b.shape),
+                );
+                None
+            }
+            Some((out, g)) => {
+                if &g != f {
+                    let msg = format!("form {} differs from the operands' {}", form(f), form(&g));
+                    self.push(at.clone(), 9, msg);
+                }
+                Some(out)
+            }
+        }
+    }
+
+    /// Invariant 12.
+    fn store(
+        &mut self,
+        at: &Location,
+        iter: RowSpace,
+        level: Level,
+        id: BufferId,
+        b: &Buffer,
+        mode: StoreMode,
+    ) {
+        let msg = match mode {
+            StoreMode::Write if b.rows != iter => format!(
+                "store {id} writes {} rows into {} rows",
+                row_space(iter),
+                row_space(b.rows)
+            ),
+            StoreMode::AddIntoDst
+                if level != Level::Edge || iter != RowSpace::Edges || b.rows != RowSpace::Nodes =>
+            {
+                format!(
+                    "store {id}: add_into_dst adds edge rows into nodes rows, not {} rows into {} rows",
+                    row_space(iter),
+                    row_space(b.rows)
+                )
+            }
+            _ => return,
+        };
+        self.push(at.clone(), 12, msg);
+    }
+}

@@ -1,0 +1,310 @@
+//! The GEMM template on the CPU: `C[rows] (+)= epilogue(A[gather(rows)] x B[segment(rows)])`.
+//!
+//! Rows are grouped into segments that select one B slice (relations through the
+//! `EdgesByRelation` layout, compact rows and node types through their offsets, or one segment
+//! for a shared B). Each segment is cut into chunks of at most [`CHUNK`] rows; a chunk's A rows
+//! are gathered into a thread-local packed buffer (or read in place when the gather is the
+//! identity), multiplied by the segment's B slice with matrixmultiply (strided, so batched
+//! forms need no copies), post-processed by the epilogue, then written (in place when the rows
+//! are in order) or added into destination nodes. Chunks run in parallel with rayon;
+//! accumulation into destinations sums runs of equal destinations (edges of a relation are
+//! sorted by destination) and adds each run with one atomic add per value.
+
+use super::float::{unary, Float};
+use super::index::{broadcast_offsets, resolve, RowMap};
+use super::{Env, Raw, Views};
+use crate::error::{Result, RuntimeError};
+use pigeon_ir::plan::{Epilogue, Gemm, RowIndex, RowSpace, StoreMode};
+use pigeon_ir::shape::{self, LinearForm};
+use pigeon_ir::{Endpoint, Shape, UnaryOp};
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+/// The most rows multiplied at once.
+const CHUNK: usize = 256;
+
+fn internal(m: String) -> RuntimeError {
+    RuntimeError::Internal(m)
+}
+
+/// Rows grouped by the B slice they select: segment `s` is `order[offsets[s]..offsets[s+1]]`
+/// (or those row numbers when `order` is `None`) and multiplies by B row `s`.
+struct Segments<'a> {
+    order: Option<Cow<'a, [u32]>>,
+    offsets: Cow<'a, [usize]>,
+}
+
+/// A resolved epilogue step.
+enum Epi<'a, T> {
+    /// Multiply (`true`) or add (`false`) a broadcast row.
+    Row { mul: bool, view: Raw<T>, map: RowMap<'a>, offsets: Vec<usize> },
+    /// An activation.
+    Unary(UnaryOp),
+}
+
+/// Everything a chunk needs.
+struct Ctx<'a, T> {
+    form: LinearForm,
+    a: Raw<T>,
+    b: Raw<T>,
+    c: Raw<T>,
+    gather: RowMap<'a>,
+    order: Option<&'a [u32]>,
+    epilogue: Vec<Epi<'a, T>>,
+    /// Destination node of each row, when accumulating.
+    dst: Option<&'a [u32]>,
+}
+
+/// Runs one GEMM kernel.
+pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()> {
+    let (ab, bb, cb) = (env.buffer(g.a)?, env.buffer(g.b)?, env.buffer(g.c)?);
+    let (out_shape, form) = shape::linear(&ab.shape, &bb.shape)
+        .ok_or_else(|| internal(format!("cannot multiply {} by {}", ab.shape, bb.shape)))?;
+    if form != g.form || out_shape.numel() != cb.shape.numel() {
+        return Err(internal(format!(
+            "{} x {} is {form:?} giving {out_shape}, but the kernel says {:?} into {}",
+            ab.shape, bb.shape, g.form, cb.shape
+        )));
+    }
+    let rows = env.count(g.rows)?;
+    let gather = resolve(env, g.gather, g.rows, ab.rows)?;
+    let dst = match (g.store, g.rows, cb.rows) {
+        (StoreMode::Write, r, c) if r == c => None,
+        (StoreMode::AddIntoDst, RowSpace::Edges, RowSpace::Nodes) => Some(&env.graph.dst[..]),
+        (StoreMode::AddIntoDst, RowSpace::Compact(Endpoint::Dst), RowSpace::Nodes) => {
+            Some(&env.compact(Endpoint::Dst)?.node[..])
+        }
+        (m, r, c) => return Err(internal(format!("cannot {m:?} {r:?} rows into a {c:?} buffer"))),
+    };
+    let segs = segments(env, g, bb.rows, rows)?;
+    let epilogue = epilogue(env, g, &out_shape, views)?;
+    let ctx = Ctx {
+        form,
+        a: views.get(g.a),
+        b: views.get(g.b),
+        c: views.get(g.c),
+        gather,
+        order: segs.order.as_deref(),
+        epilogue,
+        dst,
+    };
+    let tasks: Vec<(usize, usize, usize)> = segs
+        .offsets
+        .windows(2)
+        .enumerate()
+        .flat_map(|(s, w)| {
+            (w[0]..w[1]).step_by(CHUNK).map(move |lo| (s, lo, (lo + CHUNK).min(w[1])))
+        })
+        .collect();
+    tasks.par_iter().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(a, y), &(s, lo, hi)| ctx.chunk(a, y, s, lo, hi),
+    );
+    Ok(())
+}
+
+/// Groups the rows by the B slice they select.
+fn segments<'a>(env: &Env<'a>, g: &Gemm, b_rows: RowSpace, rows: usize) -> Result<Segments<'a>> {
+    let map = resolve(env, RowIndex::Select(g.segment), g.rows, b_rows)?;
+    let segs = match (&map, g.rows) {
+        (RowMap::Zero, _) => Segments { order: None, offsets: Cow::Owned(vec![0, rows]) },
+        (RowMap::Identity, _) => Segments { order: None, offsets: (0..=rows).collect() },
+        (_, RowSpace::Edges)
+            if env.layouts.edges_by_relation().is_some()
+                && matches!(g.segment, pigeon_ir::Select::Relation) =>
+        {
+            let l = env.layouts.edges_by_relation().ok_or_else(|| internal("no layout".into()))?;
+            Segments { order: Some(Cow::Borrowed(&l.order)), offsets: Cow::Borrowed(&l.offsets) }
+        }
+        (_, RowSpace::Compact(ep)) if g.segment == pigeon_ir::Select::Relation => {
+            Segments { order: None, offsets: Cow::Borrowed(&env.compact(ep)?.rel_offsets) }
+        }
+        (_, RowSpace::Nodes) if g.segment == pigeon_ir::Select::NodeType => {
+            Segments { order: None, offsets: Cow::Borrowed(&env.graph.type_offsets) }
+        }
+        _ => {
+            // Any other selection: a stable counting sort of the rows by their slice.
+            let n = env.count(b_rows)?;
+            let mut offsets = vec![0usize; n + 1];
+            for i in 0..rows {
+                offsets[map.get(i) + 1] += 1;
+            }
+            for s in 0..n {
+                offsets[s + 1] += offsets[s];
+            }
+            let mut next = offsets.clone();
+            let mut order = vec![0u32; rows];
+            for i in 0..rows {
+                let s = map.get(i);
+                order[next[s]] = i as u32;
+                next[s] += 1;
+            }
+            Segments { order: Some(Cow::Owned(order)), offsets: Cow::Owned(offsets) }
+        }
+    };
+    let b_count = env.count(b_rows)?;
+    if segs.offsets.len().saturating_sub(1) > b_count || segs.offsets.last() != Some(&rows) {
+        return Err(internal(format!(
+            "segmentation by {} does not fit {rows} rows and {b_count} B slices",
+            g.segment
+        )));
+    }
+    Ok(segs)
+}
+
+/// Resolves the epilogue steps.
+fn epilogue<'a, T: Float>(
+    env: &Env<'a>,
+    g: &Gemm,
+    out: &Shape,
+    views: &Views<T>,
+) -> Result<Vec<Epi<'a, T>>> {
+    g.epilogue
+        .iter()
+        .map(|e| match e {
+            Epilogue::Unary(op) => Ok(Epi::Unary(*op)),
+            Epilogue::Scale { buf, index } | Epilogue::Add { buf, index } => {
+                let b = env.buffer(*buf)?;
+                if shape::broadcast(out, &b.shape).as_ref() != Some(out) {
+                    return Err(internal(format!("epilogue row {} does not fit {out}", b.shape)));
+                }
+                Ok(Epi::Row {
+                    mul: matches!(e, Epilogue::Scale { .. }),
+                    view: views.get(*buf),
+                    map: resolve(env, *index, g.rows, b.rows)?,
+                    offsets: broadcast_offsets(&b.shape, out),
+                })
+            }
+        })
+        .collect()
+}
+
+impl<T: Float> Ctx<'_, T> {
+    /// Rows `lo..hi` (positions in the segment order) of segment `s`.
+    fn chunk(&self, a_pack: &mut Vec<T>, y_buf: &mut Vec<T>, s: usize, lo: usize, hi: usize) {
+        let m = hi - lo;
+        let (aw, cw) = (self.a.width, self.c.width);
+        let row_id = |j: usize| self.order.map_or(lo + j, |o| o[lo + j] as usize);
+        let a_ptr: *const T = if self.order.is_none() && matches!(self.gather, RowMap::Identity) {
+            assert!(hi * aw <= self.a.len(), "A rows beyond the buffer");
+            // SAFETY: in bounds (checked above).
+            unsafe { self.a.ptr().add(lo * aw) }
+        } else {
+            a_pack.clear();
+            for j in 0..m {
+                // SAFETY: A is not written by this kernel (access rule 4).
+                a_pack.extend_from_slice(unsafe { self.a.row(self.gather.get(row_id(j))) });
+            }
+            a_pack.as_ptr()
+        };
+        let direct = self.dst.is_none() && self.order.is_none();
+        let y_ptr: *mut T = if direct {
+            assert!(hi * cw <= self.c.len(), "C rows beyond the buffer");
+            // SAFETY: in bounds; rows lo..hi of C belong to this chunk only.
+            unsafe { self.c.ptr().add(lo * cw) }
+        } else {
+            y_buf.clear();
+            y_buf.resize(m * cw, T::ZERO);
+            y_buf.as_mut_ptr()
+        };
+        let bw = self.b.width;
+        assert!((s + 1) * bw <= self.b.len(), "B slice beyond the buffer");
+        // SAFETY: A holds m rows of aw values, B slice s holds bw values, Y holds m rows of cw
+        // values and overlaps neither (C is not read by this kernel, rule 4).
+        unsafe { self.multiply(m, a_ptr, self.b.ptr().add(s * bw), y_ptr) };
+        // SAFETY: Y rows are this chunk's (either scratch or C rows lo..hi).
+        let y = unsafe { std::slice::from_raw_parts_mut(y_ptr, m * cw) };
+        if !self.epilogue.is_empty() {
+            for (j, row) in y.chunks_exact_mut(cw.max(1)).enumerate() {
+                self.apply_epilogue(row_id(j), row);
+            }
+        }
+        if direct {
+            return;
+        }
+        match self.dst {
+            None => {
+                for (j, row) in y.chunks_exact(cw.max(1)).enumerate() {
+                    // SAFETY: each row id occurs once in the order, so this chunk owns it.
+                    unsafe { self.c.row_mut(row_id(j)) }.copy_from_slice(row);
+                }
+            }
+            Some(dst) => self.accumulate(dst, y, row_id, m),
+        }
+    }
+
+    /// Adds the rows of `y` into their destinations, one atomic add per value and run of equal
+    /// destinations.
+    fn accumulate(&self, dst: &[u32], y: &mut [T], row_id: impl Fn(usize) -> usize, m: usize) {
+        let cw = self.c.width;
+        let mut j = 0;
+        while j < m {
+            let d = dst[row_id(j)];
+            let mut end = j + 1;
+            while end < m && dst[row_id(end)] == d {
+                let (head, tail) = y.split_at_mut(end * cw);
+                for (acc, &v) in head[j * cw..(j + 1) * cw].iter_mut().zip(&tail[..cw]) {
+                    *acc += v;
+                }
+                end += 1;
+            }
+            // SAFETY: the destination rows of C are only accessed by atomic adds in this kernel.
+            unsafe { self.c.add_atomic(d as usize, &y[j * cw..(j + 1) * cw]) };
+            j = end;
+        }
+    }
+
+    /// `Y = A B` for one chunk, in the kernel's form.
+    ///
+    /// # Safety
+    /// As for [`Float::gemm`], with A `m x aw`, B one slice, Y `m x cw`, all row-major.
+    unsafe fn multiply(&self, m: usize, a: *const T, b: *const T, y: *mut T) {
+        let (aw, cw) = (self.a.width as isize, self.c.width as isize);
+        // SAFETY (all calls): strides stay inside the operands described by the caller.
+        unsafe {
+            match self.form {
+                LinearForm::Plain { k, n } => {
+                    T::gemm(m, k, n, (a, aw, 1), (b, n as isize, 1), T::ZERO, (y, cw, 1))
+                }
+                LinearForm::Batched { batch, k, n } => {
+                    for bi in 0..batch {
+                        T::gemm(
+                            m,
+                            k,
+                            n,
+                            (a.add(bi * k), aw, 1),
+                            (b.add(bi * k * n), n as isize, 1),
+                            T::ZERO,
+                            (y.add(bi * n), cw, 1),
+                        );
+                    }
+                }
+                LinearForm::Broadcast { batch, k, n } => T::gemm(
+                    m * batch,
+                    k,
+                    n,
+                    (a, k as isize, 1),
+                    (b, n as isize, 1),
+                    T::ZERO,
+                    (y, n as isize, 1),
+                ),
+            }
+        }
+    }
+
+    /// Applies the epilogue to output row `y` of iteration row `i`.
+    fn apply_epilogue(&self, i: usize, y: &mut [T]) {
+        for e in &self.epilogue {
+            match e {
+                Epi::Unary(op) => y.iter_mut().for_each(|v| *v = unary(*op, *v)),
+                Epi::Row { mul, view, map, offsets } => {
+                    // SAFETY: epilogue operands are not written by this kernel (rule 4).
+                    let r = unsafe { view.row(map.get(i)) };
+                    for (v, &o) in y.iter_mut().zip(offsets) {
+                        *v = if *mul { *v * r[o] } else { *v + r[o] };
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The CPU back end: executes a kernel plan (`pigeon_ir::plan`) with rayon across rows, edges
+//! and nodes, and matrixmultiply's packed GEMM for the GEMM template.
+//!
+//! Execution: validate the graph, build the layouts the plan needs (those it lists and those its
+//! kernels imply), allocate one storage per buffer (temps sharing a `slot` share one storage,
+//! sized for the largest of them), convert inputs and weights to the element type, then run the
+//! kernels in order ([`gemm`], [`traversal`]) and widen the outputs to f64.
+//!
+//! Memory safety of the parallel kernels rests on rules checked per kernel before it runs
+//! ([`access`]): a storage written by a kernel is read by it only through the row being
+//! written (`RowIndex::This`), never by a GEMM operand, and not at all when it is accumulated
+//! into with atomic adds; two buffers written by one kernel never share a storage.
+
+mod access;
+mod body;
+pub mod float;
+mod gemm;
+mod index;
+mod store;
+mod traversal;
+
+use crate::backend::{Backend, Execution, Profile};
+use crate::error::{Result, RuntimeError};
+use crate::graph::HeteroGraph;
+use crate::layout::{CompactTable, InCsr, Layouts};
+use crate::tensor::Tensor;
+use crate::weights::WeightStore;
+use float::Float;
+use pigeon_ir::plan::{Buffer, BufferId, Kernel, Plan, RowSpace};
+use pigeon_ir::{Endpoint, EntityId};
+use std::time::Instant;
+use store::Storage;
+
+/// The element type the CPU back end computes in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 32-bit floats (what compiled kernels use).
+    #[default]
+    F32,
+    /// 64-bit floats (for comparisons with the reference interpreter).
+    F64,
+}
+
+/// The CPU plan executor.
+#[derive(Clone, Debug, Default)]
+pub struct CpuBackend {
+    /// Element type.
+    pub precision: Precision,
+    /// Number of worker threads; `None` uses rayon's global pool (one per core).
+    pub threads: Option<usize>,
+}
+
+impl CpuBackend {
+    /// A back end computing in `precision` on rayon's global pool.
+    pub fn new(precision: Precision) -> Self {
+        Self { precision, threads: None }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn execute(
+        &self,
+        plan: &Plan,
+        graph: &HeteroGraph,
+        inputs: &[(String, Tensor)],
+        weights: &WeightStore,
+    ) -> Result<Execution> {
+        let run = || match self.precision {
+            Precision::F32 => execute::<f32>(plan, graph, inputs, weights),
+            Precision::F64 => execute::<f64>(plan, graph, inputs, weights),
+        };
+        match self.threads {
+            None => run(),
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| RuntimeError::Internal(format!("cannot start {n} threads: {e}")))?
+                .install(run),
+        }
+    }
+}
+
+/// What kernels see of the graph and the plan.
+pub(crate) struct Env<'a> {
+    pub graph: &'a HeteroGraph,
+    pub layouts: &'a Layouts,
+    pub plan: &'a Plan,
+}
+
+impl<'a> Env<'a> {
+    /// The compact table of `ep` (built before the kernels when the plan needs it).
+    pub fn compact(&self, ep: Endpoint) -> Result<&'a CompactTable> {
+        self.layouts
+            .compact(ep)
+            .ok_or_else(|| RuntimeError::Internal(format!("compact.{ep} table not built")))
+    }
+    /// The incoming-edge CSR.
+    pub fn csr(&self) -> Result<&'a InCsr> {
+        self.layouts.in_csr().ok_or_else(|| RuntimeError::Internal("in-CSR not built".into()))
+    }
+    /// Number of rows of `space` on this graph.
+    pub fn count(&self, space: RowSpace) -> Result<usize> {
+        Ok(match space {
+            RowSpace::Nodes => self.graph.num_nodes(),
+            RowSpace::Edges => self.graph.num_edges(),
+            RowSpace::Compact(ep) => self.compact(ep)?.len(),
+            RowSpace::Relations => self.graph.num_relations(),
+            RowSpace::NodeTypes => self.graph.num_node_types(),
+            RowSpace::One => 1,
+        })
+    }
+    /// Buffer `id` of the plan.
+    pub fn buffer(&self, id: BufferId) -> Result<&'a Buffer> {
+        self.plan
+            .buffers
+            .get(id)
+            .ok_or_else(|| RuntimeError::Internal(format!("unknown buffer {id}")))
+    }
+}
+
+/// Executes `plan` in element type `T`.
+fn execute<T: Float>(
+    plan: &Plan,
+    graph: &HeteroGraph,
+    inputs: &[(String, Tensor)],
+    weights: &WeightStore,
+) -> Result<Execution> {
+    let start = Instant::now();
+    let layouts = Layouts::build(graph, &access::needed_layouts(plan))?;
+    let layouts_time = start.elapsed();
+    let env = Env { graph, layouts: &layouts, plan };
+    let mut storage = Storage::<T>::allocate(&env, inputs, weights)?;
+    let mut per_kernel = Vec::with_capacity(plan.kernels.len());
+    for (id, kernel) in plan.kernels.iter() {
+        let t0 = Instant::now();
+        let in_kernel = |e: RuntimeError| match e {
+            RuntimeError::Internal(m) => RuntimeError::Internal(format!("{id}: {m}")),
+            e => e,
+        };
+        let plan_access = access::check(&env, kernel, &storage).map_err(in_kernel)?;
+        storage.prepare_writes(&plan_access);
+        let views = storage.views();
+        match kernel {
+            Kernel::Gemm(g) => gemm::run(&env, g, &views),
+            Kernel::Traversal(t) => traversal::run(&env, t, &views),
+        }
+        .map_err(in_kernel)?;
+        storage.mark_written(&plan_access);
+        per_kernel.push((id, t0.elapsed()));
+    }
+    let outputs = plan
+        .outputs
+        .iter()
+        .map(|(name, b)| Ok((name.clone(), storage.output(&env, *b)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let profile = Profile { per_kernel, layouts: layouts_time, peak_bytes: storage.bytes() };
+    Ok(Execution { outputs, profile })
+}
+
+/// A buffer's storage as seen by a running kernel: a raw pointer shared by its tasks, which
+/// touch disjoint rows (or add atomically) as the access rules guarantee.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Raw<T> {
+    ptr: *mut T,
+    len: usize,
+    /// Values per row of the buffer.
+    pub width: usize,
+}
+
+// SAFETY: a `Raw` is only used by the tasks of one kernel, which access disjoint rows or use
+// atomic adds (see the module doc); the storage outlives the kernel.
+unsafe impl<T: Send> Send for Raw<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Raw<T> {}
+
+impl<T: Float> Raw<T> {
+    /// An empty view (for buffers that no kernel may touch).
+    fn empty() -> Self {
+        Self { ptr: std::ptr::NonNull::dangling().as_ptr(), len: 0, width: 0 }
+    }
+    /// Row `i`.
+    ///
+    /// # Safety
+    /// No other task may write row `i` while the slice lives.
+    #[inline]
+    pub unsafe fn row(&self, i: usize) -> &[T] {
+        let start = i * self.width;
+        assert!(start + self.width <= self.len, "row {i} beyond a buffer of {} values", self.len);
+        // SAFETY: in bounds (checked); no concurrent writer by the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(start), self.width) }
+    }
+    /// Mutable row `i`.
+    ///
+    /// # Safety
+    /// No other task may read or write row `i` while the slice lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn row_mut(&self, i: usize) -> &mut [T] {
+        let start = i * self.width;
+        assert!(start + self.width <= self.len, "row {i} beyond a buffer of {} values", self.len);
+        // SAFETY: in bounds (checked); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), self.width) }
+    }
+    /// Adds `x` into row `i` with atomic adds.
+    ///
+    /// # Safety
+    /// Row `i` may be accessed concurrently only through `add_atomic`.
+    #[inline]
+    pub unsafe fn add_atomic(&self, i: usize, x: &[T]) {
+        let start = i * self.width;
+        assert!(start + self.width <= self.len, "row {i} beyond a buffer of {} values", self.len);
+        for (j, &v) in x.iter().enumerate().take(self.width) {
+            // SAFETY: in bounds; atomic by the caller's contract.
+            unsafe { T::atomic_add(self.ptr.add(start + j), v) }
+        }
+    }
+    /// The first value (for GEMM operands given as base pointers).
+    pub fn ptr(&self) -> *mut T {
+        self.ptr
+    }
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// The buffer views of one kernel, indexed by buffer.
+pub(crate) struct Views<T> {
+    of_buffer: Vec<Raw<T>>,
+}
+
+impl<T: Float> Views<T> {
+    /// The view of buffer `b` (an empty view for unknown ids, which `access::check` rejects).
+    pub fn get(&self, b: BufferId) -> Raw<T> {
+        self.of_buffer.get(b.index()).copied().unwrap_or_else(Raw::empty)
+    }
+}

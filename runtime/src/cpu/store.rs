@@ -1,0 +1,184 @@
+//! Buffer storage of one execution: one allocation per input, weight, output and un-slotted
+//! temp, one per temp slot (sized for its largest buffer); inputs and weights converted to the
+//! element type and checked against the plan's declarations.
+
+use super::access::KernelAccess;
+use super::float::Float;
+use super::{Env, Raw, Views};
+use crate::error::{Result, RuntimeError};
+use crate::tensor::Tensor;
+use crate::weights::WeightStore;
+use pigeon_ir::plan::BufferKind;
+use pigeon_ir::{EntityId, Shape};
+use std::collections::BTreeMap;
+
+/// The storages and which buffer lives in which.
+pub(crate) struct Storage<T> {
+    data: Vec<Vec<T>>,
+    /// Storage index of each buffer.
+    pub of_buffer: Vec<usize>,
+    /// Values (rows x width) of each buffer.
+    pub len: Vec<usize>,
+    /// Values per row of each buffer.
+    pub width: Vec<usize>,
+    /// Whether each buffer holds values (inputs and weights from the start, others once a
+    /// kernel wrote them).
+    pub written: Vec<bool>,
+}
+
+fn convert<T: Float>(t: &Tensor) -> Vec<T> {
+    t.data.iter().map(|&x| T::from_f64(x)).collect()
+}
+
+impl<T: Float> Storage<T> {
+    /// Allocates every buffer of the plan and fills inputs and weights.
+    pub fn allocate(env: &Env, inputs: &[(String, Tensor)], weights: &WeightStore) -> Result<Self> {
+        let plan = env.plan;
+        let n = plan.buffers.len();
+        let mut s = Storage {
+            data: Vec::new(),
+            of_buffer: vec![0; n],
+            len: vec![0; n],
+            width: vec![0; n],
+            written: vec![false; n],
+        };
+        let mut slots: BTreeMap<u32, usize> = BTreeMap::new();
+        for (id, buf) in plan.buffers.iter() {
+            let rows = env.count(buf.rows)?;
+            let width = buf.shape.numel();
+            let len = rows * width;
+            s.len[id.index()] = len;
+            s.width[id.index()] = width;
+            let values = match &buf.kind {
+                BufferKind::Input(name) => Some(input(name, buf.rows, rows, &buf.shape, inputs)?),
+                BufferKind::Weight(w) => Some(weight(env, *w, rows, &buf.shape, weights)?),
+                BufferKind::Temp | BufferKind::Output(_) => None,
+            };
+            let storage = match (values, &buf.kind, buf.slot) {
+                (Some(v), ..) => {
+                    s.written[id.index()] = true;
+                    s.data.push(v);
+                    s.data.len() - 1
+                }
+                (None, BufferKind::Temp, Some(slot)) => {
+                    let i = *slots.entry(slot).or_insert_with(|| {
+                        s.data.push(Vec::new());
+                        s.data.len() - 1
+                    });
+                    if s.data[i].len() < len {
+                        s.data[i].resize(len, T::ZERO);
+                    }
+                    i
+                }
+                (None, ..) => {
+                    s.data.push(vec![T::ZERO; len]);
+                    s.data.len() - 1
+                }
+            };
+            s.of_buffer[id.index()] = storage;
+        }
+        Ok(s)
+    }
+
+    /// Zeroes buffers that the kernel accumulates into before anything was written to them.
+    pub fn prepare_writes(&mut self, access: &KernelAccess) {
+        for &(b, accumulates) in &access.writes {
+            if accumulates && !self.written[b.index()] {
+                let len = self.len[b.index()];
+                let st = self.of_buffer[b.index()];
+                self.data[st][..len].iter_mut().for_each(|x| *x = T::ZERO);
+            }
+        }
+    }
+
+    /// Records the kernel's writes.
+    pub fn mark_written(&mut self, access: &KernelAccess) {
+        for &(b, _) in &access.writes {
+            self.written[b.index()] = true;
+        }
+    }
+
+    /// The views of every buffer for one kernel.
+    pub fn views(&mut self) -> Views<T> {
+        let ptrs: Vec<*mut T> = self.data.iter_mut().map(|v| v.as_mut_ptr()).collect();
+        let of_buffer = (0..self.of_buffer.len())
+            .map(|b| {
+                let len = self.len[b];
+                Raw { ptr: ptrs[self.of_buffer[b]], len, width: self.width[b] }
+            })
+            .collect();
+        Views { of_buffer }
+    }
+
+    /// Total bytes allocated (all storages live for the whole execution).
+    pub fn bytes(&self) -> usize {
+        self.data.iter().map(|v| v.len() * std::mem::size_of::<T>()).sum()
+    }
+
+    /// Buffer `b` as an f64 tensor.
+    pub fn output(&self, env: &Env, b: pigeon_ir::plan::BufferId) -> Result<Tensor> {
+        let buf = env.buffer(b)?;
+        if !self.written[b.index()] {
+            return Err(RuntimeError::Internal(format!("output buffer {b} is never written")));
+        }
+        let rows = env.count(buf.rows)?;
+        let len = self.len[b.index()];
+        let data = self.data[self.of_buffer[b.index()]][..len].iter().map(|x| x.to_f64()).collect();
+        Tensor::from_vec(rows, buf.shape.clone(), data)
+    }
+
+    /// Storage index of buffer `b`.
+    pub fn storage_of(&self, b: pigeon_ir::plan::BufferId) -> usize {
+        self.of_buffer[b.index()]
+    }
+}
+
+/// The bound value of input `name`, checked and converted.
+fn input<T: Float>(
+    name: &str,
+    space: pigeon_ir::plan::RowSpace,
+    rows: usize,
+    shape: &Shape,
+    inputs: &[(String, Tensor)],
+) -> Result<Vec<T>> {
+    let err = |message: String| RuntimeError::Binding { name: name.to_string(), message };
+    let t = inputs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+        .ok_or_else(|| err(format!("no value given (declared per {space:?} {shape})")))?;
+    if t.rows != rows || t.shape != *shape || t.data.len() != rows * shape.numel() {
+        return Err(err(format!(
+            "needs {rows} rows of shape {shape} on this graph, got {} rows of shape {} ({} values)",
+            t.rows,
+            t.shape,
+            t.data.len()
+        )));
+    }
+    Ok(convert(t))
+}
+
+/// The values of weight `w`, checked against the plan's declaration and the graph.
+fn weight<T: Float>(
+    env: &Env,
+    w: pigeon_ir::WeightId,
+    rows: usize,
+    shape: &Shape,
+    store: &WeightStore,
+) -> Result<Vec<T>> {
+    let decl = env
+        .plan
+        .weights
+        .get(w)
+        .ok_or_else(|| RuntimeError::Internal(format!("undeclared weight {w}")))?;
+    let t = store
+        .get(w)
+        .ok_or_else(|| RuntimeError::Weights(format!("no values for weight `{}`", decl.name)))?;
+    if t.rows != rows || t.shape != *shape || t.data.len() != rows * shape.numel() {
+        return Err(RuntimeError::Weights(format!(
+            "weight `{}` needs {rows} slices of shape {shape}, but holds {} slices of shape {}",
+            decl.name, t.rows, t.shape
+        )));
+    }
+    Ok(convert(t))
+}

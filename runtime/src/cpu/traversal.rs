@@ -1,0 +1,223 @@
+//! The traversal template on the CPU: a body of statements compiled once per kernel
+//! ([`compile`]: registers laid out, shapes checked, row indices resolved), then evaluated over
+//! groups of rows in parallel (`body.rs`):
+//!
+//! - `Rows(space)` and `EdgeParallel`: chunks of consecutive rows; `AddIntoDst` stores use
+//!   atomic adds into the destination node's row;
+//! - `NodeParallel`: one group per destination node (its incoming edges, in CSR order), with
+//!   per-edge registers in a per-task scratch of `in-degree x edge-register width` values,
+//!   softmax and aggregation as local reductions, node statements once per node, no atomics.
+
+use super::body::{Body, Group, Ids, Reg, SOp, StoreKind};
+use super::index::{broadcast_offsets, resolve};
+use super::{Env, Views};
+use crate::error::{Result, RuntimeError};
+use pigeon_ir::plan::{Level, RowSpace, Schedule, StmtOp, StoreMode, Traversal};
+use pigeon_ir::{shape, EntityId, Shape};
+use rayon::prelude::*;
+
+/// Rows per task of row and edge traversals.
+const ROWS_PER_TASK: usize = 128;
+
+fn internal(m: String) -> RuntimeError {
+    RuntimeError::Internal(m)
+}
+
+/// Runs one traversal kernel.
+pub(super) fn run<T: super::float::Float>(
+    env: &Env,
+    t: &Traversal,
+    views: &Views<T>,
+) -> Result<()> {
+    let body = compile(env, t, views)?;
+    match t.schedule {
+        Schedule::Rows(space) => rows(&body, env.count(space)?),
+        Schedule::EdgeParallel => rows(&body, env.graph.num_edges()),
+        Schedule::NodeParallel => {
+            let csr = env.csr()?;
+            (0..env.graph.num_nodes()).into_par_iter().with_min_len(16).for_each_init(
+                Group::default,
+                |g, i| {
+                    let edges = csr.of(i);
+                    body.run(g, Ids::Slice(edges), edges.len(), Some(i));
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates `body` over rows `0..n` in parallel chunks.
+fn rows<T: super::float::Float>(body: &Body<T>, n: usize) {
+    let tasks = n.div_ceil(ROWS_PER_TASK);
+    (0..tasks).into_par_iter().for_each_init(Group::default, |g, c| {
+        let lo = c * ROWS_PER_TASK;
+        body.run(g, Ids::Range(lo), ROWS_PER_TASK.min(n - lo), None);
+    });
+}
+
+/// Compiles a traversal body: registers, shapes, row indices, store targets.
+pub(super) fn compile<'a, T: super::float::Float>(
+    env: &Env<'a>,
+    t: &Traversal,
+    views: &Views<T>,
+) -> Result<Body<'a, T>> {
+    let node_parallel = t.schedule == Schedule::NodeParallel;
+    let edge_space = match t.schedule {
+        Schedule::Rows(space) => space,
+        Schedule::NodeParallel | Schedule::EdgeParallel => RowSpace::Edges,
+    };
+    let mut regs: Vec<Reg> = Vec::with_capacity(t.body.len());
+    let mut ops = Vec::with_capacity(t.body.len());
+    let (mut edge_width, mut node_width) = (0, 0);
+    for (i, stmt) in t.body.iter().enumerate() {
+        let here = |m: String| internal(format!("r{i}: {m}"));
+        if stmt.level == Level::Node && !node_parallel {
+            return Err(here("node-level statement outside a node-parallel traversal".into()));
+        }
+        let space = match stmt.level {
+            Level::Edge => edge_space,
+            Level::Node => RowSpace::Nodes,
+        };
+        // An operand: defined earlier, not a store, readable at this level.
+        let operand = |r: pigeon_ir::plan::RegId, wants: Option<Level>| -> Result<&Reg> {
+            let reg = regs
+                .get(r.index())
+                .ok_or_else(|| here(format!("uses {r} before its definition")))?;
+            if reg.is_store {
+                return Err(here(format!("uses {r}, which is a store")));
+            }
+            let ok = match wants {
+                Some(l) => reg.level == l,
+                None => stmt.level == Level::Edge || reg.level == Level::Node,
+            };
+            if !ok {
+                return Err(here(format!("cannot read the {:?}-level {r} here", reg.level)));
+            }
+            Ok(reg)
+        };
+        let (op, shape) = match &stmt.op {
+            StmtOp::Load { buf, index } => {
+                let b = env.buffer(*buf)?;
+                let map = resolve(env, *index, space, b.rows).map_err(|e| match e {
+                    RuntimeError::Internal(m) => here(m),
+                    e => e,
+                })?;
+                (SOp::Load { view: views.get(*buf), map }, b.shape.clone())
+            }
+            StmtOp::Const(c) => (SOp::Const(T::from_f64(*c)), Shape::scalar()),
+            StmtOp::Unary { op, x } => {
+                let x = operand(*x, None)?;
+                (SOp::Unary(*op, x.id), x.shape.clone())
+            }
+            StmtOp::Binary { op, a, b } => {
+                let (a, b) = (operand(*a, None)?, operand(*b, None)?);
+                let out = shape::broadcast(&a.shape, &b.shape)
+                    .ok_or_else(|| here(format!("{} and {} do not broadcast", a.shape, b.shape)))?;
+                let (ia, ib) =
+                    (broadcast_offsets(&a.shape, &out), broadcast_offsets(&b.shape, &out));
+                (SOp::Binary { op: *op, a: a.id, b: b.id, ia, ib }, out)
+            }
+            StmtOp::Dot { a, b } => {
+                let (a, b) = (operand(*a, None)?, operand(*b, None)?);
+                let out = shape::dot(&a.shape, &b.shape)
+                    .ok_or_else(|| here(format!("cannot dot {} with {}", a.shape, b.shape)))?;
+                let k = a.shape.dims()[a.shape.rank() - 1];
+                let lead = |s: &Shape| Shape(s.dims()[..s.rank() - 1].to_vec());
+                let ia = broadcast_offsets(&lead(&a.shape), &out);
+                let ib = broadcast_offsets(&lead(&b.shape), &out);
+                (SOp::Dot { a: a.id, b: b.id, k, ia, ib }, out)
+            }
+            StmtOp::View { x, shape } => {
+                let x = operand(*x, None)?;
+                if x.shape.numel() != shape.numel() {
+                    return Err(here(format!("cannot view {} as {shape}", x.shape)));
+                }
+                (SOp::Copy(x.id), shape.clone())
+            }
+            StmtOp::Concat { xs } => {
+                let parts = xs.iter().map(|x| operand(*x, None)).collect::<Result<Vec<_>>>()?;
+                let shapes: Vec<&Shape> = parts.iter().map(|p| &p.shape).collect();
+                let out = shape::concat(&shapes)
+                    .ok_or_else(|| here("operands do not concatenate".into()))?;
+                let lead = out.dims()[..out.rank() - 1].iter().product();
+                let xs = parts.iter().map(|p| (p.id, p.shape.dims()[p.shape.rank() - 1])).collect();
+                (SOp::Concat { xs, lead }, out)
+            }
+            StmtOp::MatVec { x, w, select, form } => {
+                let x = operand(*x, None)?;
+                let wb = env.buffer(*w)?;
+                let (out, f) = shape::linear(&x.shape, &wb.shape)
+                    .ok_or_else(|| here(format!("cannot multiply {} by {}", x.shape, wb.shape)))?;
+                if f != *form {
+                    return Err(here(format!("{} x {} is {f:?}, not {form:?}", x.shape, wb.shape)));
+                }
+                let map = resolve(env, pigeon_ir::plan::RowIndex::Select(*select), space, wb.rows)?;
+                (SOp::MatVec { x: x.id, w: views.get(*w), map, form: f }, out)
+            }
+            StmtOp::Softmax { x } => {
+                if !node_parallel || stmt.level != Level::Edge {
+                    return Err(here("softmax outside the edge level of a node traversal".into()));
+                }
+                let x = operand(*x, Some(Level::Edge))?;
+                (SOp::Softmax(x.id), x.shape.clone())
+            }
+            StmtOp::Aggregate { op, group, x } => {
+                if !node_parallel || stmt.level != Level::Node {
+                    return Err(here(
+                        "aggregation outside the node level of a node traversal (lower an \
+                         edge-parallel sum to Store AddIntoDst)"
+                            .into(),
+                    ));
+                }
+                let x = operand(*x, Some(Level::Edge))?;
+                (SOp::Aggregate { op: *op, group: *group, x: x.id }, x.shape.clone())
+            }
+            StmtOp::Store { buf, x, mode } => {
+                let x = operand(*x, None)?;
+                let b = env.buffer(*buf)?;
+                if b.shape.numel() != x.shape.numel() {
+                    return Err(here(format!("stores {} into rows of {}", x.shape, b.shape)));
+                }
+                let kind = store_kind(*mode, stmt.level, node_parallel, space, b.rows).ok_or_else(
+                    || here(format!("cannot {mode:?} a {space:?} row into a {:?} buffer", b.rows)),
+                )?;
+                (SOp::Store { view: views.get(*buf), x: x.id, kind }, Shape::scalar())
+            }
+        };
+        let is_store = matches!(op, SOp::Store { .. });
+        if !is_store && shape != stmt.shape {
+            return Err(here(format!("computes {shape}, but is declared {}", stmt.shape)));
+        }
+        let width = if is_store { 0 } else { shape.numel() };
+        let slot = match stmt.level {
+            Level::Edge => &mut edge_width,
+            Level::Node => &mut node_width,
+        };
+        regs.push(Reg { id: i, level: stmt.level, off: *slot, width, shape, is_store });
+        *slot += width;
+        ops.push(op);
+    }
+    Ok(Body { regs, ops, edge_width, node_width, dst: &env.graph.dst, rel: &env.graph.rel })
+}
+
+/// How a store writes, given where it runs; `None` when the buffer does not fit.
+fn store_kind(
+    mode: StoreMode,
+    level: Level,
+    node_parallel: bool,
+    space: RowSpace,
+    rows: RowSpace,
+) -> Option<StoreKind> {
+    match (mode, level) {
+        (StoreMode::Write, Level::Edge) if rows == space => Some(StoreKind::Write),
+        (StoreMode::Write, Level::Node) if rows == RowSpace::Nodes => Some(StoreKind::WriteNode),
+        (StoreMode::AddIntoDst, Level::Node) if rows == RowSpace::Nodes => Some(StoreKind::AddNode),
+        (StoreMode::AddIntoDst, Level::Edge)
+            if rows == RowSpace::Nodes && space == RowSpace::Edges =>
+        {
+            Some(if node_parallel { StoreKind::AddNode } else { StoreKind::AddAtomicDst })
+        }
+        _ => None,
+    }
+}
