@@ -43,6 +43,9 @@ GRAPH_ALIASES = {
     "acm": f"heco:{DATASETS}/acm",
     "fb15k-237": f"triples:{DATASETS}/fb15k-237,inverse",
     "bgs-like": "synthetic:like=bgs",
+    # 9 nodes, 3 node types, 3 relations each joining several type pairs, a node type that
+    # receives no edge, a multi-edge, a self-loop and an isolated node: checks the HGT mapping.
+    "mixed": f"hgb:{REPO}/bench/fixtures/mixed",
 }
 DEFAULT_GRAPHS = ["aifb", "mutag", "acm", "fb15k-237", "bgs-like"]
 VARIANTS = {"rgcn": ["RGCNConv", "FastRGCNConv"], "rgat": ["RGATConv"], "hgt": ["HGTConv"]}

@@ -37,6 +37,9 @@ pub enum Error {
     /// A runtime failure (graph loading, binding, interpretation, weights).
     #[error(transparent)]
     Runtime(#[from] pigeon_runtime::RuntimeError),
+    /// The optimiser failed (an unknown `--after` pass, an unsupported construct, or a bug).
+    #[error(transparent)]
+    Pass(#[from] pigeon_passes::PassError),
 }
 
 /// Reads a model file.
@@ -67,4 +70,33 @@ pub fn verify(module: &ir::Module) -> Result<(), Error> {
     ir::verify::verify(module).map_err(|errors| {
         Error::Verify(errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))
     })
+}
+
+/// The graph sizes assumed when a plan is made without a graph (`pigeon dump --stage plan`
+/// without `--graph`): an AIFB-like graph with inverse relations and self-loops.
+pub fn default_stats() -> ir::GraphStats {
+    ir::GraphStats {
+        nodes: 8_285,
+        edges: 66_371,
+        relations: 91,
+        node_types: 1,
+        compact_src_rows: 30_000,
+        compact_dst_rows: 30_000,
+        max_in_degree: 1_248,
+    }
+}
+
+/// Compiles one model of `src` and runs the optimisation pipeline for a graph of sizes
+/// `stats`, stopping after pass `after` when given.
+pub fn compile_plan(
+    src: &frontend::SourceFile,
+    model: Option<&str>,
+    params: &[(String, i64)],
+    stats: &ir::GraphStats,
+    options: &passes::Options,
+    after: Option<&str>,
+) -> Result<(ir::Module, passes::Compiled), Error> {
+    let module = compile(src, model, params)?;
+    let compiled = passes::compile(&module, stats, options, after)?;
+    Ok((module, compiled))
 }

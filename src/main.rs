@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod bench;
+
 /// A compiler for relational graph neural networks.
 #[derive(Parser)]
 #[command(name = "pigeon", version, about)]
@@ -35,6 +37,14 @@ enum Command {
         format: Format,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
+        /// Stop the pipeline after this pass (`opt` and `plan` stages).
+        #[arg(long)]
+        after: Option<String>,
+        /// The graph whose sizes drive cost decisions (default: AIFB-like sizes).
+        #[arg(long)]
+        graph: Option<String>,
     },
     /// Compile a model and run it on a graph.
     Run {
@@ -46,10 +56,15 @@ enum Command {
         #[arg(long)]
         graph: String,
         /// The executor.
-        #[arg(long, value_enum, default_value = "reference")]
+        #[arg(long, value_enum, default_value = "cpu")]
         backend: Backend,
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        opt: OptArgs,
+        /// Also run the reference interpreter and report the largest difference.
+        #[arg(long)]
+        check: bool,
         /// Seed for weight initialisation and random inputs.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -66,6 +81,8 @@ enum Command {
         #[arg(long)]
         save_inputs: Option<PathBuf>,
     },
+    /// Time a model on a graph: per-kernel and total medians, peak memory, ablations.
+    Bench(bench::BenchArgs),
     /// Inspect graphs.
     Graph {
         #[command(subcommand)]
@@ -100,15 +117,67 @@ struct ModelArgs {
     params: Vec<(String, i64)>,
 }
 
+/// Optimisation switches: each can be turned off on its own, so an ablation is one flag.
+#[derive(clap::Args, Clone)]
+pub struct OptArgs {
+    /// Turn off linear-operator reordering.
+    #[arg(long)]
+    no_reorder: bool,
+    /// Turn off compact materialization.
+    #[arg(long)]
+    no_compact: bool,
+    /// Turn off kernel fusion.
+    #[arg(long)]
+    no_fuse: bool,
+    /// Optimisation level: `-O0` turns every optimisation off.
+    #[arg(short = 'O', default_value_t = 2)]
+    level: u8,
+    /// CPU arithmetic precision.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: PrecisionArg,
+}
+
+impl OptArgs {
+    fn options(&self) -> pigeon::passes::Options {
+        if self.level == 0 {
+            return pigeon::passes::Options::none();
+        }
+        pigeon::passes::Options {
+            reorder: !self.no_reorder,
+            compact: !self.no_compact,
+            fuse: !self.no_fuse,
+        }
+    }
+    fn precision(&self) -> runtime::cpu::Precision {
+        match self.precision {
+            PrecisionArg::F32 => runtime::cpu::Precision::F32,
+            PrecisionArg::F64 => runtime::cpu::Precision::F64,
+        }
+    }
+}
+
+/// Arithmetic precision of the CPU back end.
 #[derive(Copy, Clone, ValueEnum)]
+pub enum PrecisionArg {
+    /// 32-bit floats.
+    F32,
+    /// 64-bit floats.
+    F64,
+}
+
+#[derive(Copy, Clone, ValueEnum, PartialEq)]
 enum Stage {
     /// The syntax tree.
     Ast,
-    /// The inter-operator IR.
+    /// The inter-operator IR as the frontend lowers it.
     Inter,
+    /// The inter-operator IR after the optimising passes.
+    Opt,
+    /// The kernel plan.
+    Plan,
 }
 
-#[derive(Copy, Clone, ValueEnum)]
+#[derive(Copy, Clone, ValueEnum, PartialEq)]
 enum Format {
     /// The text form.
     Text,
@@ -120,7 +189,7 @@ enum Format {
 enum Backend {
     /// The f64 reference interpreter of the inter-operator IR (the oracle).
     Reference,
-    /// The optimised CPU executor (not written yet).
+    /// The optimised CPU back end (rayon, matrixmultiply).
     Cpu,
     /// The CUDA executor (not written yet).
     Cuda,
@@ -166,21 +235,27 @@ fn error_chain(e: &anyhow::Error) -> String {
 fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Check { file } => check(&file),
-        Command::Dump { file, stage, format, model } => dump(&file, stage, format, &model),
+        Command::Dump { file, stage, format, model, opt, after, graph } => {
+            let request = DumpRequest { stage, format, after, graph };
+            dump(&file, &request, &model, &opt)
+        }
         Command::Run {
             file,
             graph,
             backend,
             model,
+            opt,
+            check,
             seed,
             weights,
             save_weights,
             output,
             save_inputs,
         } => {
-            let opts = RunOptions { seed, weights, save_weights, output, save_inputs };
-            run(&file, &graph, backend, &model, &opts)
+            let opts = RunOptions { seed, weights, save_weights, output, save_inputs, check };
+            run(&file, &graph, backend, &model, &opt, &opts)
         }
+        Command::Bench(args) => bench::bench(&args),
         Command::Graph { command: GraphCommand::Info { spec } } => {
             let graph = load_graph(&spec)?;
             println!("{graph}");
@@ -216,20 +291,65 @@ fn check(file: &Path) -> Result<()> {
     Ok(())
 }
 
-fn dump(file: &Path, stage: Stage, format: Format, model: &ModelArgs) -> Result<()> {
+struct DumpRequest {
+    stage: Stage,
+    format: Format,
+    after: Option<String>,
+    graph: Option<String>,
+}
+
+fn dump(file: &Path, req: &DumpRequest, model: &ModelArgs, opt: &OptArgs) -> Result<()> {
     let src = pigeon::read_source(file)?;
-    match (stage, format) {
-        (Stage::Ast, Format::Text) => {
+    if req.format == Format::Dot && !matches!(req.stage, Stage::Inter | Stage::Opt) {
+        bail!("--format dot is available for --stage inter and --stage opt");
+    }
+    if req.after.is_some() && !matches!(req.stage, Stage::Opt | Stage::Plan) {
+        bail!("--after applies to --stage opt and --stage plan");
+    }
+    let print_module = |m: &pigeon::ir::Module| match req.format {
+        Format::Text => print!("{}", pigeon::ir::text::print(m)),
+        Format::Dot => print!("{}", pigeon::ir::dot::to_dot(m)),
+    };
+    match req.stage {
+        Stage::Ast => {
             let ast =
                 pigeon::frontend::parse(&src).map_err(|d| pigeon::diagnostics_error(&src, &d))?;
             print!("{}", pigeon::frontend::ast_to_string(&ast));
         }
-        (Stage::Ast, Format::Dot) => bail!("--format dot is available for --stage inter"),
-        (Stage::Inter, format) => {
-            let module = pigeon::compile(&src, model.model.as_deref(), &model.params)?;
-            match format {
-                Format::Text => print!("{}", pigeon::ir::text::print(&module)),
-                Format::Dot => print!("{}", pigeon::ir::dot::to_dot(&module)),
+        Stage::Inter => {
+            print_module(&pigeon::compile(&src, model.model.as_deref(), &model.params)?)
+        }
+        Stage::Opt | Stage::Plan => {
+            let (stats, origin) = match &req.graph {
+                Some(spec) => (runtime::layout::graph_stats(&load_graph(spec)?), spec.clone()),
+                None => (pigeon::default_stats(), "default sizes (AIFB-like; pass --graph)".into()),
+            };
+            let (_, compiled) = pigeon::compile_plan(
+                &src,
+                model.model.as_deref(),
+                &model.params,
+                &stats,
+                &opt.options(),
+                req.after.as_deref(),
+            )?;
+            if req.format == Format::Text {
+                println!(
+                    "// sizes: {origin}: {} nodes, {} edges, {} relations",
+                    stats.nodes, stats.edges, stats.relations
+                );
+                for (pass, report) in &compiled.reports {
+                    for line in report.lines() {
+                        println!("// {pass}: {line}");
+                    }
+                }
+            }
+            match (req.stage, &compiled.plan) {
+                (Stage::Plan, Some(plan)) => print!("{}", pigeon::ir::plan_text::print_plan(plan)),
+                (Stage::Plan, None) => bail!(
+                    "the pipeline stopped after `{}`, before there is a plan; use --stage opt",
+                    req.after.as_deref().unwrap_or("?")
+                ),
+                _ => print_module(&compiled.module),
             }
         }
     }
@@ -242,6 +362,7 @@ struct RunOptions {
     save_weights: Option<PathBuf>,
     output: Option<PathBuf>,
     save_inputs: Option<PathBuf>,
+    check: bool,
 }
 
 fn spinner(message: String) -> indicatif::ProgressBar {
@@ -263,10 +384,11 @@ fn run(
     spec: &str,
     backend: Backend,
     model: &ModelArgs,
+    opt: &OptArgs,
     opts: &RunOptions,
 ) -> Result<()> {
-    if backend != Backend::Reference {
-        bail!("this back end is not implemented yet; use --backend reference (the optimised CPU and CUDA back ends are issues #3 and #4)");
+    if backend == Backend::Cuda {
+        bail!("the CUDA back end is not written yet (issue #4); use --backend cpu or reference");
     }
     // Refuse unwritable destinations before the (possibly long) run, not after it.
     for path in [&opts.output, &opts.save_weights, &opts.save_inputs].into_iter().flatten() {
@@ -295,12 +417,31 @@ fn run(
         runtime::weights::save_tensors(path, &inputs)?;
     }
 
-    let bar = spinner(format!("running {} on {} (reference interpreter)", module.name, graph.name));
+    let what = if backend == Backend::Cpu { "cpu" } else { "reference" };
+    let bar = spinner(format!("running {} on {} ({what})", module.name, graph.name));
     let t2 = Instant::now();
-    let outputs = runtime::interp::interpret(&module, &graph, &inputs, &weights);
+    let outputs = match backend {
+        Backend::Cpu => {
+            use runtime::backend::Backend as _;
+            let stats = runtime::layout::graph_stats(&graph);
+            let compiled = pigeon::passes::compile(&module, &stats, &opt.options(), None)?;
+            let plan =
+                compiled.plan.ok_or_else(|| anyhow::anyhow!("the pipeline produced no plan"))?;
+            runtime::cpu::CpuBackend::new(opt.precision())
+                .execute(&plan, &graph, &inputs, &weights)
+                .map(|e| e.outputs)
+        }
+        _ => runtime::interp::interpret(&module, &graph, &inputs, &weights),
+    };
     let t_run = t2.elapsed();
     bar.finish_and_clear();
     let outputs = outputs?;
+    let check = if opts.check && backend != Backend::Reference {
+        let want = runtime::interp::interpret(&module, &graph, &inputs, &weights)?;
+        Some(max_relative_difference(&outputs, &want))
+    } else {
+        None
+    };
 
     println!("model     {} ({})", module.name, params_text(&module));
     println!(
@@ -318,24 +459,51 @@ fn run(
     }
     for (name, tensor) in &outputs {
         println!(
-            "output    {name}: {} x {} f64, sum {:.6e}, sum|x| {:.6e}",
+            "output    {name}: {} x {} {}, sum {:.6e}, sum|x| {:.6e}",
             tensor.rows,
             tensor.shape,
+            if backend == Backend::Cpu { opt_precision_name(opt) } else { "f64" },
             tensor.sum(),
             tensor.sum_abs()
         );
     }
     println!(
-        "time      compile {:.1} ms, load {:.1} ms, run {:.1} ms (reference)",
+        "time      compile {:.1} ms, load {:.1} ms, run {:.1} ms ({what}, including planning)",
         ms(t_compile),
         ms(t_load),
         ms(t_run)
     );
+    if let Some(diff) = check {
+        println!("check     largest difference from the reference interpreter: {diff:.3e} (relative to the output's largest magnitude)");
+    }
     if let Some(path) = &opts.output {
         runtime::weights::save_tensors(path, &outputs)?;
         println!("wrote     {}", path.display());
     }
     Ok(())
+}
+
+fn opt_precision_name(opt: &OptArgs) -> &'static str {
+    match opt.precision {
+        PrecisionArg::F32 => "f32",
+        PrecisionArg::F64 => "f64",
+    }
+}
+
+/// The largest absolute difference between two sets of outputs, relative to the largest
+/// magnitude of the reference.
+fn max_relative_difference(
+    got: &[(String, runtime::tensor::Tensor)],
+    want: &[(String, runtime::tensor::Tensor)],
+) -> f64 {
+    let mut worst = 0.0f64;
+    for ((_, g), (_, w)) in got.iter().zip(want) {
+        let scale = w.data.iter().fold(f64::MIN_POSITIVE, |m, x| m.max(x.abs()));
+        for (a, b) in g.data.iter().zip(&w.data) {
+            worst = worst.max((a - b).abs() / scale);
+        }
+    }
+    worst
 }
 
 fn params_text(module: &pigeon::ir::Module) -> String {

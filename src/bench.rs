@@ -1,0 +1,249 @@
+//! `pigeon bench`: times a compiled model on a graph with the CPU back end. Reports the median
+//! of several runs after warm-up, per kernel and in total, the peak memory of the plan's
+//! buffers and of the process, and with `--ablation` the same for each optimisation switched
+//! off on its own. `--json FILE` writes the numbers for scripts (`bench/pyg_compare.py`).
+
+use crate::{load_graph, ModelArgs, OptArgs};
+use anyhow::{anyhow, Result};
+use pigeon::passes::Options;
+use pigeon::runtime::backend::{Backend, Profile};
+use pigeon::runtime::cpu::CpuBackend;
+use pigeon::runtime::{self, HeteroGraph};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `pigeon bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// The `.rgnn` file.
+    file: PathBuf,
+    /// The graph spec (see `pigeon run --help`).
+    #[arg(long)]
+    graph: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    opt: OptArgs,
+    /// Timed runs (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also time each optimisation switched off on its own, and all off.
+    #[arg(long)]
+    ablation: bool,
+    /// Write the results as JSON to this file (atomically).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// One measured configuration.
+struct Measured {
+    label: &'static str,
+    options: Options,
+    kernels: Vec<(String, Duration)>,
+    total: Duration,
+    layouts: Duration,
+    plan_bytes: usize,
+    compact_rows_saved: Option<String>,
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs.get(xs.len() / 2).copied().unwrap_or_default()
+}
+
+/// The process's peak resident memory (VmHWM), where the OS reports it.
+fn peak_rss_bytes() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    let src = pigeon::read_source(&args.file)?;
+    let module = pigeon::compile(&src, args.model.model.as_deref(), &args.model.params)?;
+    let graph = load_graph(&args.graph)?;
+    let (r, t) = (graph.num_relations(), graph.num_node_types());
+    let weights = runtime::weights::WeightStore::try_init(&module, r, t, 0)?;
+    let (inputs, _) = runtime::bind::bind_inputs(&module, &graph, 0)?;
+    let backend = CpuBackend { precision: args.opt.precision(), threads: args.threads };
+
+    let mut configs = vec![("default", args.opt.options())];
+    if args.ablation {
+        let base = args.opt.options();
+        configs.push(("no-reorder", Options { reorder: false, ..base.clone() }));
+        configs.push(("no-compact", Options { compact: false, ..base.clone() }));
+        configs.push(("no-fuse", Options { fuse: false, ..base }));
+        configs.push(("O0", Options::none()));
+    }
+    let runs = args.runs.max(1);
+    let bar = indicatif::ProgressBar::new((configs.len() * (runs + args.warmup)) as u64);
+    let mut results = Vec::new();
+    for (label, options) in configs {
+        bar.set_message(label);
+        let m = measure(&module, &graph, &inputs, &weights, &backend, args, label, options, &bar)?;
+        results.push(m);
+    }
+    bar.finish_and_clear();
+    report(args, &module, &graph, &results)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    module: &pigeon::ir::Module,
+    graph: &HeteroGraph,
+    inputs: &[(String, runtime::tensor::Tensor)],
+    weights: &runtime::weights::WeightStore,
+    backend: &CpuBackend,
+    args: &BenchArgs,
+    label: &'static str,
+    options: Options,
+    bar: &indicatif::ProgressBar,
+) -> Result<Measured> {
+    let stats = runtime::layout::graph_stats(graph);
+    let compiled = pigeon::passes::compile(module, &stats, &options, None)?;
+    let compact_rows_saved = compiled
+        .reports
+        .iter()
+        .find(|(p, _)| *p == "materialize-compact")
+        .map(|(_, r)| r.lines().next().unwrap_or_default().to_string());
+    let plan = compiled.plan.ok_or_else(|| anyhow!("the pipeline produced no plan"))?;
+    let mut profiles: Vec<Profile> = Vec::new();
+    for i in 0..args.warmup + args.runs.max(1) {
+        let exec = backend.execute(&plan, graph, inputs, weights)?;
+        if i >= args.warmup {
+            profiles.push(exec.profile);
+        }
+        bar.inc(1);
+    }
+    let kernels = plan
+        .kernels
+        .iter()
+        .enumerate()
+        .map(|(i, (id, k))| {
+            let template = match k {
+                pigeon::ir::plan::Kernel::Gemm(_) => "gemm",
+                pigeon::ir::plan::Kernel::Traversal(_) => "traversal",
+            };
+            let times = profiles.iter().filter_map(|p| p.per_kernel.get(i).map(|x| x.1)).collect();
+            (format!("{id} {template}"), median(times))
+        })
+        .collect();
+    Ok(Measured {
+        label,
+        options,
+        kernels,
+        total: median(profiles.iter().map(Profile::kernels_total).collect()),
+        layouts: median(profiles.iter().map(|p| p.layouts).collect()),
+        plan_bytes: profiles.first().map(|p| p.peak_bytes).unwrap_or(0),
+        compact_rows_saved,
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn report(
+    args: &BenchArgs,
+    module: &pigeon::ir::Module,
+    graph: &HeteroGraph,
+    results: &[Measured],
+) -> Result<()> {
+    let threads = args.threads.unwrap_or_else(rayon_threads);
+    println!(
+        "{} on {}: {} nodes, {} edges, {} relations; cpu {:?}, {threads} threads, median of {} after {} warm-up",
+        module.name,
+        graph.name,
+        graph.num_nodes(),
+        graph.num_edges(),
+        graph.num_relations(),
+        args.opt.precision(),
+        args.runs.max(1),
+        args.warmup
+    );
+    if let Some(first) = results.first() {
+        for (name, d) in &first.kernels {
+            println!("  {name:<16} {:>10.3} ms", ms(*d));
+        }
+    }
+    println!(
+        "  {:<12} {:>10} {:>10} {:>8} {:>12}",
+        "config", "total ms", "layouts", "kernels", "buffers MiB"
+    );
+    for m in results {
+        println!(
+            "  {:<12} {:>10.3} {:>10.3} {:>8} {:>12.2}",
+            m.label,
+            ms(m.total),
+            ms(m.layouts),
+            m.kernels.len(),
+            m.plan_bytes as f64 / (1 << 20) as f64
+        );
+        if let Some(c) = &m.compact_rows_saved {
+            println!("  {:<12} compaction: {c}", "");
+        }
+    }
+    let rss = peak_rss_bytes();
+    if let Some(rss) = rss {
+        println!("  peak process memory (VmHWM) {:.1} MiB", rss as f64 / (1 << 20) as f64);
+    }
+    if let Some(path) = &args.json {
+        runtime::io::write_atomic(path, json(module, graph, threads, results, rss).as_bytes())?;
+    }
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn json(
+    module: &pigeon::ir::Module,
+    graph: &HeteroGraph,
+    threads: usize,
+    results: &[Measured],
+    rss: Option<usize>,
+) -> String {
+    let configs: Vec<String> = results
+        .iter()
+        .map(|m| {
+            let kernels: Vec<String> = m
+                .kernels
+                .iter()
+                .map(|(k, d)| format!("{{\"kernel\": \"{}\", \"ms\": {:.6}}}", esc(k), ms(*d)))
+                .collect();
+            format!(
+                "{{\"config\": \"{}\", \"reorder\": {}, \"compact\": {}, \"fuse\": {}, \"total_ms\": {:.6}, \"layouts_ms\": {:.6}, \"buffer_bytes\": {}, \"kernels\": [{}]}}",
+                m.label,
+                m.options.reorder,
+                m.options.compact,
+                m.options.fuse,
+                ms(m.total),
+                ms(m.layouts),
+                m.plan_bytes,
+                kernels.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "{{\"model\": \"{}\", \"graph\": \"{}\", \"nodes\": {}, \"edges\": {}, \"relations\": {}, \"threads\": {threads}, \"peak_rss_bytes\": {}, \"configs\": [{}]}}\n",
+        esc(&module.name),
+        esc(&graph.name),
+        graph.num_nodes(),
+        graph.num_edges(),
+        graph.num_relations(),
+        rss.map(|r| r.to_string()).unwrap_or_else(|| "null".into()),
+        configs.join(", ")
+    )
+}
