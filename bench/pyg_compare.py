@@ -504,7 +504,8 @@ def fmt(v, f="{:.1f}"):
 
 
 def print_table(rows, a):
-    hdr = ["graph", "model", "PyG layer", "check (rel err)", "PyG ms", "min", "PyG peak MB",
+    hdr = ["graph", "model", "PyG layer", "check (rel err)", "thr", "PyG ms", "min", "cpu ms",
+           "PyG peak MB",
            "PyG +fwd MB", "pigeon ms", "pigeon peak MB", "PyG / pigeon"]
     lines = []
     for r in rows:
@@ -520,8 +521,9 @@ def print_table(rows, a):
         ratio = None
         if r.get("ms_median") and pg.get("ms"):
             ratio = r["ms_median"] / pg["ms"]
-        lines.append([r["graph"], r["model"], r["variant"], chk, fmt(r.get("ms_median")),
-                      fmt(r.get("ms_min")),
+        lines.append([r["graph"], r["model"], r["variant"], chk,
+                      str(r.get("threads", r.get("threads_requested", "?"))),
+                      fmt(r.get("ms_median")), fmt(r.get("ms_min")), fmt(r.get("cpu_ms_median")),
                       fmt(r.get("peak_rss_mb"), "{:.0f}"), fmt(r.get("fwd_extra_mb"), "{:.0f}"),
                       fmt(pg.get("ms")), fmt(pg.get("peak_mb"), "{:.0f}"),
                       fmt(ratio, "{:.2f}x")])
@@ -562,10 +564,16 @@ def main():
                     help="RLIMIT_DATA of each PyG process (beyond it: `oom`); 0 for none")
     ap.add_argument("--work", default=os.environ.get("TMPDIR", "/tmp") + "/pigeon-pyg-bench")
     ap.add_argument("--json-out", default=None, help="also append the JSON lines to this file")
+    ap.add_argument("--from-json", default=None,
+                    help="only print the table of JSON lines saved earlier with --json-out")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         worker_main(json.loads(a.worker))
+        return 0
+    if a.from_json:
+        with open(a.from_json) as f:
+            print_table([json.loads(line) for line in f if line.strip()], a)
         return 0
     tol = a.tol if a.tol is not None else (1e-4 if a.dtype == "float32" else 1e-9)
     pigeon = Path(a.pigeon)

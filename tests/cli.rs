@@ -115,6 +115,8 @@ fn run_on_a_synthetic_graph_prints_a_summary_and_writes_outputs() {
         "synthetic:nodes=300,edges=2000,relations=5,ntypes=3,seed=1",
         "--param",
         "heads=2",
+        "--backend",
+        "reference",
     ]);
     let strip = |s: &str| {
         s.lines()
@@ -203,6 +205,75 @@ fn graph_info_on_aifb_prints_the_published_counts() {
     assert!(out.contains(&format!("edges       {}", 2 * 29_043 + 8285)), "{out}");
     assert!(out.contains("relations   91"), "{out}");
     assert!(out.contains("140") && out.contains("36"), "{out}");
+}
+
+#[test]
+fn cpu_backend_agrees_with_the_reference_through_the_cli() {
+    for model in ["rgcn", "rgat", "hgt"] {
+        let file = format!("examples/{model}.rgnn");
+        let o = pigeon(&[
+            "run",
+            &file,
+            "--graph",
+            "synthetic:nodes=200,edges=1500,relations=4,ntypes=2,seed=3",
+            "--check",
+        ]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{model}: {err}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("check"))
+            .unwrap_or_else(|| panic!("no check line: {out}"));
+        let diff: f64 = line
+            .split_whitespace()
+            .find_map(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no number in `{line}`"));
+        assert!(diff < 1e-4, "{model}: f32 cpu vs reference differ by {diff}");
+    }
+}
+
+#[test]
+fn dump_plan_and_unknown_pass() {
+    let o = pigeon(&["dump", "examples/rgcn.rgnn", "--stage", "plan"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("= gemm rows"), "{out}");
+    let o = pigeon(&[
+        "dump",
+        "examples/rgat_heads.rgnn",
+        "--stage",
+        "opt",
+        "--after",
+        "reorder-linear",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("dot-linear-to-weight"), "the report names the rule that fired: {out}");
+    let o = pigeon(&["dump", "examples/rgcn.rgnn", "--stage", "plan", "--after", "nosuch"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("no pass named `nosuch`"), "{}", text(&o).1);
+}
+
+#[test]
+fn bench_writes_json_with_every_ablation() {
+    let dir = tempdir("bench");
+    let json = dir.join("b.json");
+    let o = pigeon(&[
+        "bench",
+        "examples/rgat.rgnn",
+        "--graph",
+        "synthetic:nodes=100,edges=600,relations=3,seed=1",
+        "--runs",
+        "2",
+        "--ablation",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let body = std::fs::read_to_string(&json).expect("json written");
+    for config in ["default", "no-reorder", "no-compact", "no-fuse", "O0"] {
+        assert!(body.contains(&format!("\"config\": \"{config}\"")), "{config} missing: {body}");
+    }
 }
 
 fn tempdir(tag: &str) -> PathBuf {
