@@ -147,13 +147,14 @@ pub(crate) fn needed_layouts(plan: &Plan) -> Vec<Layout> {
             }
             Kernel::Traversal(t) => {
                 match t.schedule {
-                    Schedule::NodeParallel => add(Layout::InCsr),
+                    // The CPU runs edge-parallel kernels grouped by destination (see
+                    // `traversal.rs`), so both schedules need the in-CSR.
+                    Schedule::NodeParallel | Schedule::EdgeParallel => add(Layout::InCsr),
                     Schedule::Rows(space) => {
                         if let Some(ep) = compact_of(space) {
                             add(Layout::Compact(ep));
                         }
                     }
-                    Schedule::EdgeParallel => {}
                 }
                 for s in &t.body {
                     if let StmtOp::Load { index: i, .. } = s.op {

@@ -279,17 +279,41 @@ fn reduce<'r, T: Float + 'r>(
     }
 }
 
-/// `out = op(a, b)` with broadcast offsets.
+/// `out = op(a, b)` with broadcast offsets. The operator is matched once per row, not per
+/// element, and the common shapes (equal, or one side a scalar) take contiguous loops the
+/// compiler vectorises.
 fn binary<T: Float>(op: BinaryOp, a: &[T], b: &[T], ia: &[usize], ib: &[usize], out: &mut [T]) {
-    let f = |x: T, y: T| match op {
-        BinaryOp::Add => x + y,
-        BinaryOp::Sub => x - y,
-        BinaryOp::Mul => x * y,
-        BinaryOp::Div => x / y,
-        BinaryOp::Max => x.max(y),
-    };
-    if a.len() == out.len() && b.len() == out.len() {
+    match op {
+        BinaryOp::Add => binary_with(|x, y| x + y, a, b, ia, ib, out),
+        BinaryOp::Sub => binary_with(|x, y| x - y, a, b, ia, ib, out),
+        BinaryOp::Mul => binary_with(|x, y| x * y, a, b, ia, ib, out),
+        BinaryOp::Div => binary_with(|x, y| x / y, a, b, ia, ib, out),
+        BinaryOp::Max => binary_with(|x: T, y| x.max(y), a, b, ia, ib, out),
+    }
+}
+
+#[inline(always)]
+fn binary_with<T: Float>(
+    f: impl Fn(T, T) -> T,
+    a: &[T],
+    b: &[T],
+    ia: &[usize],
+    ib: &[usize],
+    out: &mut [T],
+) {
+    let n = out.len();
+    if a.len() == n && b.len() == n {
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    } else if a.len() == 1 && b.len() == n {
+        let x = a[0];
+        for (o, &y) in out.iter_mut().zip(b) {
+            *o = f(x, y);
+        }
+    } else if b.len() == 1 && a.len() == n {
+        let y = b[0];
+        for (o, &x) in out.iter_mut().zip(a) {
             *o = f(x, y);
         }
     } else {

@@ -2,8 +2,12 @@
 //! ([`compile`]: registers laid out, shapes checked, row indices resolved), then evaluated over
 //! groups of rows in parallel (`body.rs`):
 //!
-//! - `Rows(space)` and `EdgeParallel`: chunks of consecutive rows; `AddIntoDst` stores use
-//!   atomic adds into the destination node's row;
+//! - `Rows(space)`: chunks of consecutive rows;
+//! - `EdgeParallel`: on a GPU one thread per edge with atomic adds into destinations; on the
+//!   CPU, atomics (a compare-and-swap loop per element) cost more than the arithmetic (measured:
+//!   413 ms vs 40 ms for R-GCN's scatter on FB15k-237 with inverses, 2 cores), so the CPU runs
+//!   the same body grouped by destination over the in-CSR: each task owns its destination
+//!   rows, and `AddIntoDst` becomes a plain add. The result is the same sum;
 //! - `NodeParallel`: one group per destination node (its incoming edges, in CSR order), with
 //!   per-edge registers in a per-task scratch of `in-degree x edge-register width` values,
 //!   softmax and aggregation as local reductions, node statements once per node, no atomics.
@@ -32,8 +36,7 @@ pub(super) fn run<T: super::float::Float>(
     let body = compile(env, t, views)?;
     match t.schedule {
         Schedule::Rows(space) => rows(&body, env.count(space)?),
-        Schedule::EdgeParallel => rows(&body, env.graph.num_edges()),
-        Schedule::NodeParallel => {
+        Schedule::EdgeParallel | Schedule::NodeParallel => {
             let csr = env.csr()?;
             (0..env.graph.num_nodes()).into_par_iter().with_min_len(16).for_each_init(
                 Group::default,
@@ -62,7 +65,10 @@ pub(super) fn compile<'a, T: super::float::Float>(
     t: &Traversal,
     views: &Views<T>,
 ) -> Result<Body<'a, T>> {
+    // Edge-parallel kernels run grouped by destination on the CPU (module doc), so their
+    // destination adds are task-owned like node-parallel ones.
     let node_parallel = t.schedule == Schedule::NodeParallel;
+    let grouped = matches!(t.schedule, Schedule::NodeParallel | Schedule::EdgeParallel);
     let edge_space = match t.schedule {
         Schedule::Rows(space) => space,
         Schedule::NodeParallel | Schedule::EdgeParallel => RowSpace::Edges,
@@ -179,9 +185,10 @@ pub(super) fn compile<'a, T: super::float::Float>(
                 if b.shape.numel() != x.shape.numel() {
                     return Err(here(format!("stores {} into rows of {}", x.shape, b.shape)));
                 }
-                let kind = store_kind(*mode, stmt.level, node_parallel, space, b.rows).ok_or_else(
-                    || here(format!("cannot {mode:?} a {space:?} row into a {:?} buffer", b.rows)),
-                )?;
+                let kind =
+                    store_kind(*mode, stmt.level, grouped, space, b.rows).ok_or_else(|| {
+                        here(format!("cannot {mode:?} a {space:?} row into a {:?} buffer", b.rows))
+                    })?;
                 (SOp::Store { view: views.get(*buf), x: x.id, kind }, Shape::scalar())
             }
         };
