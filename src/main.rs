@@ -62,7 +62,8 @@ enum Command {
         model: ModelArgs,
         #[command(flatten)]
         opt: OptArgs,
-        /// Also run the reference interpreter and report the largest difference.
+        /// Also run the reference interpreter, report the largest difference, and fail when it
+        /// exceeds 1e-4 (f32) or 1e-9 (f64) of the output's largest magnitude.
         #[arg(long)]
         check: bool,
         /// Seed for weight initialisation and random inputs.
@@ -475,6 +476,11 @@ fn run(
     );
     if let Some(diff) = check {
         println!("check     largest difference from the reference interpreter: {diff:.3e} (relative to the output's largest magnitude)");
+        // f32 through a few chained products of width <= a few hundred stays well inside 1e-4.
+        let tolerance = if opt_precision_name(opt) == "f32" { 1e-4 } else { 1e-9 };
+        if diff > tolerance {
+            bail!("the {what} back end differs from the reference interpreter by {diff:.3e}, more than {tolerance:e}");
+        }
     }
     if let Some(path) = &opts.output {
         runtime::weights::save_tensors(path, &outputs)?;

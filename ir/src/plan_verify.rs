@@ -21,7 +21,7 @@
 //! 5. Every output names a buffer declared `output` with the same name and written by some
 //!    kernel; output names are unique; every `output` buffer is listed as an output.
 //! 6. Gemm operands: `b`'s rows are selected from the iteration rows by `segment` (the rule of
-//!    [`check_select`](crate::infer::check_select)); `a`'s rows are reached by `gather` (the
+//!    [`crate::infer::check_select`]); `a`'s rows are reached by `gather` (the
 //!    row-index rule of 11); `shape::linear(a.shape, b.shape)` exists and gives `form` and the
 //!    shape of `c`.
 //! 7. Gemm output: with `write`, `c` has the iteration rows; with `add_into_dst`, the rows are

@@ -5,7 +5,7 @@
 //! group becomes a [`Gemm`] (segment from `linear ... by`, A gathered through the index of an
 //! inlined `gather`, contraction form from `shape::linear`, the epilogue chain, and
 //! `AddIntoDst` when the chain ends in a sum over edges); a traversal group becomes a
-//! [`Traversal`] whose body maps the group's instructions 1:1 onto register statements
+//! [`Traversal`](pigeon_ir::plan::Traversal) whose body maps the group's instructions 1:1 onto register statements
 //! (edge-level statements first, then node-level ones), loading operands from memory through a
 //! [`RowIndex`] and storing the values other groups read.
 //!

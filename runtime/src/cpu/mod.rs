@@ -4,10 +4,10 @@
 //! Execution: validate the graph, build the layouts the plan needs (those it lists and those its
 //! kernels imply), allocate one storage per buffer (temps sharing a `slot` share one storage,
 //! sized for the largest of them), convert inputs and weights to the element type, then run the
-//! kernels in order ([`gemm`], [`traversal`]) and widen the outputs to f64.
+//! kernels in order (`gemm.rs`, `traversal.rs`) and widen the outputs to f64.
 //!
 //! Memory safety of the parallel kernels rests on rules checked per kernel before it runs
-//! ([`access`]): a storage written by a kernel is read by it only through the row being
+//! (`access.rs`): a storage written by a kernel is read by it only through the row being
 //! written (`RowIndex::This`), never by a GEMM operand, and not at all when it is accumulated
 //! into with atomic adds; two buffers written by one kernel never share a storage.
 
