@@ -14,8 +14,9 @@ For each model (rgcn, rgat, hgt) and graph spec this script
    torch.no_grad()) and measures its peak memory, each configuration in a fresh subprocess
    (peak RSS: ru_maxrss after resetting the high-water mark through /proc/self/clear_refs just
    before the forward passes; "+fwd" is that peak minus the RSS right before them);
-4. runs `pigeon bench` on the same model, graph, dims and threads (RAYON_NUM_THREADS) when the
-   pigeon binary has that command, and prints both side by side with the ratio.
+4. runs `pigeon bench` (the CPU back end) on the same model, graph, dims and threads
+   (`--threads`, RAYON_NUM_THREADS) when the pigeon binary has that command, and prints both side
+   by side with the ratio of median times.
 
 One JSON line per configuration on stdout (prefixed `JSON `), then a table. Exit status 1 when a
 check failed. Run `bash bench/setup.sh` first; see bench/README.md.
@@ -458,13 +459,21 @@ def to_mb(key, v):
     return v / 2**20 if v > 1e5 else v  # a large bare number is bytes
 
 
-def pigeon_bench(pigeon, caps, model, spec, files, a):
+def pigeon_bench(pigeon, caps, model, spec, files, a, work):
+    """Runs `pigeon bench` (the CPU back end) on the same model, graph, dims and threads."""
     if not caps["bench"]:
         return {"status": "n/a", "why": f"this pigeon has no `bench` command ({caps['bench_help']})"}
-    cmd = [pigeon, "bench", MODEL_FILES[model], "--graph", spec, "--backend", "cpu", "--json",
-           *model_params(model, a)]
-    if "--weights" in caps["bench_help"]:
-        cmd += ["--weights", files["weights"]]
+    help_text = caps["bench_help"]
+    cmd = [pigeon, "bench", MODEL_FILES[model], "--graph", spec, *model_params(model, a)]
+    for flag, value in (("--threads", a.threads), ("--runs", a.runs), ("--warmup", a.warmup),
+                        ("--weights", files["weights"])):
+        if flag in help_text:
+            cmd += [flag, value]
+    if "--backend" in help_text:
+        cmd += ["--backend", "cpu"]
+    json_file = Path(work) / f"pigeon-bench-{model}-{slug(spec)}.json"
+    json_to_file = re.search(r"--json <", help_text) is not None
+    cmd += ["--json", json_file] if json_to_file else ["--json"]
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
     try:
         p = run_cmd(cmd, env=env, timeout=a.timeout)
@@ -473,19 +482,27 @@ def pigeon_bench(pigeon, caps, model, spec, files, a):
     if p.returncode != 0:
         return {"status": "n/a", "why": "pigeon bench failed: " +
                 (p.stderr.strip().splitlines() or ["?"])[-1][:300]}
+    text = json_file.read_text() if json_to_file else p.stdout
     doc = None
-    for line in reversed(p.stdout.strip().splitlines()):
+    for chunk in [text] + list(reversed(text.strip().splitlines())):
         try:
-            doc = json.loads(line)
+            doc = json.loads(chunk)
             break
         except json.JSONDecodeError:
             continue
     if doc is None:
-        try:
-            doc = json.loads(p.stdout)
-        except json.JSONDecodeError:
-            return {"status": "n/a", "why": "pigeon bench printed no JSON"}
+        return {"status": "n/a", "why": "pigeon bench printed no JSON"}
     res = {"status": "ok", "raw": doc}
+    configs = doc.get("configs") if isinstance(doc, dict) else None
+    if configs:  # the format of src/bench.rs: the first config is the default (all passes on)
+        c = configs[0]
+        res["ms"] = c.get("total_ms")
+        res["layouts_ms"] = c.get("layouts_ms")
+        res["buffer_mb"] = c["buffer_bytes"] / 2**20 if c.get("buffer_bytes") is not None else None
+        if doc.get("peak_rss_bytes") is not None:
+            res["peak_mb"] = doc["peak_rss_bytes"] / 2**20
+        res["threads"] = doc.get("threads")
+        return res
     t = find_value(doc, [r"(^|/)total[^/]*median", r"(^|/)total_ms$", r"(^|/)total", r"median"])
     if t:
         res["ms"] = to_ms(t[0], t[1])
@@ -606,7 +623,7 @@ def main():
         log(f"{gname}: {meta}")
         for model in models:
             files = prepare(pigeon, model, gname, spec, gfile, meta, a, work)
-            pg = pigeon_bench(pigeon, caps, model, spec, files, a)
+            pg = pigeon_bench(pigeon, caps, model, spec, files, a, work)
             for variant in VARIANTS[model]:
                 if variants and variant not in variants:
                     continue
