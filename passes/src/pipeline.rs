@@ -130,7 +130,7 @@ pub fn compile(
         return Ok(out);
     }
     let slots = schedule::assign_slots(&mut plan, stats);
-    out.reports.push(("assign-slots", format!("{slots:?}")));
+    out.reports.push(("assign-slots", slots.to_string()));
     out.plan = Some(verified_plan(plan, "assign-slots")?);
     Ok(out)
 }

@@ -139,7 +139,21 @@ pub struct SlotReport {
 impl SlotReport {
     /// Bytes saved by reuse.
     pub fn saved(&self) -> usize {
-        self.temp_bytes - self.slot_bytes
+        self.temp_bytes.saturating_sub(self.slot_bytes)
+    }
+}
+
+impl std::fmt::Display for SlotReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} temp buffers in {} slots: {} bytes instead of {} ({} saved)",
+            self.temps,
+            self.slots,
+            self.slot_bytes,
+            self.temp_bytes,
+            self.saved()
+        )
     }
 }
 
