@@ -59,92 +59,60 @@ pub trait Float:
     unsafe fn atomic_add(p: *mut Self, v: Self);
 }
 
-impl Float for f32 {
-    const ZERO: Self = 0.0;
-    const NEG_INFINITY: Self = f32::NEG_INFINITY;
-    fn from_f64(x: f64) -> Self {
-        x as f32
-    }
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-    fn exp(self) -> Self {
-        f32::exp(self)
-    }
-    fn max(self, other: Self) -> Self {
-        f32::max(self, other)
-    }
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: (*mut Self, isize, isize),
-    ) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe {
-            matrixmultiply::sgemm(m, k, n, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2)
-        }
-    }
-    unsafe fn atomic_add(p: *mut Self, v: Self) {
-        // SAFETY: f32 and AtomicU32 have the same size and alignment; the caller guarantees
-        // that every concurrent access goes through this function.
-        let cell = unsafe { AtomicU32::from_ptr(p.cast::<u32>()) };
-        let mut old = cell.load(Ordering::Relaxed);
-        loop {
-            let new = (f32::from_bits(old) + v).to_bits();
-            match cell.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(x) => old = x,
+/// `Float` for a primitive float type, its sgemm/dgemm, and the atomic integer of its width.
+macro_rules! impl_float {
+    ($t:ident, $gemm:ident, $atomic:ident, $bits:ident) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const NEG_INFINITY: Self = $t::NEG_INFINITY;
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+            fn exp(self) -> Self {
+                $t::exp(self)
+            }
+            fn max(self, other: Self) -> Self {
+                $t::max(self, other)
+            }
+            unsafe fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: (*const Self, isize, isize),
+                b: (*const Self, isize, isize),
+                beta: Self,
+                c: (*mut Self, isize, isize),
+            ) {
+                // SAFETY: forwarded from the caller's contract.
+                unsafe {
+                    matrixmultiply::$gemm(
+                        m, k, n, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
+                    )
+                }
+            }
+            unsafe fn atomic_add(p: *mut Self, v: Self) {
+                // SAFETY: the float and its atomic integer have the same size and alignment; the
+                // caller guarantees that every concurrent access goes through this function.
+                let cell = unsafe { $atomic::from_ptr(p.cast::<$bits>()) };
+                let mut old = cell.load(Ordering::Relaxed);
+                loop {
+                    let new = ($t::from_bits(old) + v).to_bits();
+                    match cell.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed)
+                    {
+                        Ok(_) => return,
+                        Err(x) => old = x,
+                    }
+                }
             }
         }
-    }
+    };
 }
 
-impl Float for f64 {
-    const ZERO: Self = 0.0;
-    const NEG_INFINITY: Self = f64::NEG_INFINITY;
-    fn from_f64(x: f64) -> Self {
-        x
-    }
-    fn to_f64(self) -> f64 {
-        self
-    }
-    fn exp(self) -> Self {
-        f64::exp(self)
-    }
-    fn max(self, other: Self) -> Self {
-        f64::max(self, other)
-    }
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: (*mut Self, isize, isize),
-    ) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe {
-            matrixmultiply::dgemm(m, k, n, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2)
-        }
-    }
-    unsafe fn atomic_add(p: *mut Self, v: Self) {
-        // SAFETY: as for f32, with AtomicU64.
-        let cell = unsafe { AtomicU64::from_ptr(p.cast::<u64>()) };
-        let mut old = cell.load(Ordering::Relaxed);
-        loop {
-            let new = (f64::from_bits(old) + v).to_bits();
-            match cell.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(x) => old = x,
-            }
-        }
-    }
-}
+impl_float!(f32, sgemm, AtomicU32, u32);
+impl_float!(f64, dgemm, AtomicU64, u64);
 
 /// Applies an activation in `T` (the cheap ones natively, the others through the reference
 /// interpreter's f64 definitions, so both back ends agree on GELU and friends).
