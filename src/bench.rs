@@ -1,13 +1,17 @@
-//! `pigeon bench`: times a compiled model on a graph with the CPU back end. Reports the median
-//! of several runs after warm-up, per kernel and in total, the peak memory of the plan's
-//! buffers and of the process, and with `--ablation` the same for each optimisation switched
-//! off on its own. `--json FILE` writes the numbers for scripts (`bench/pyg_compare.py`).
+//! `pigeon bench`: times a compiled model on a graph with the CPU or CUDA back end. Reports
+//! the median of several runs after warm-up, per kernel and in total, each kernel's achieved
+//! bandwidth (the fewest bytes it must move over its time, see [`kernel_bytes`]), the peak
+//! memory of the plan's buffers and of the process, and with `--ablation` the same for each
+//! optimisation switched off on its own. `--json FILE` writes the numbers for scripts
+//! (`bench/pyg_compare.py`).
 
+use crate::run::{executor, BackendArg, Executor};
 use crate::{load_graph, ModelArgs, OptArgs};
 use anyhow::{anyhow, Result};
+use pigeon::ir::plan::{BufferId, Epilogue, Kernel, Plan, RowSpace, Schedule, StmtOp, StoreMode};
+use pigeon::ir::{Endpoint, GraphStats};
 use pigeon::passes::Options;
-use pigeon::runtime::backend::{Backend, Profile};
-use pigeon::runtime::cpu::CpuBackend;
+use pigeon::runtime::backend::Profile;
 use pigeon::runtime::{self, HeteroGraph};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,9 +34,12 @@ pub struct BenchArgs {
     /// Untimed warm-up runs.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Worker threads (default: one per core).
+    /// Worker threads of the CPU back end (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// The executor: `auto` takes the GPU when one is present.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
     /// Also time each optimisation switched off on its own, and all off.
     #[arg(long)]
     ablation: bool,
@@ -45,7 +52,8 @@ pub struct BenchArgs {
 struct Measured {
     label: &'static str,
     options: Options,
-    kernels: Vec<(String, Duration)>,
+    /// Each kernel's name, median time and fewest bytes moved.
+    kernels: Vec<(String, Duration, usize)>,
     total: Duration,
     layouts: Duration,
     plan_bytes: usize,
@@ -72,7 +80,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let (r, t) = (graph.num_relations(), graph.num_node_types());
     let weights = runtime::weights::WeightStore::try_init(&module, r, t, 0)?;
     let (inputs, _) = runtime::bind::bind_inputs(&module, &graph, 0)?;
-    let backend = CpuBackend { precision: args.opt.precision(), threads: args.threads };
+    if args.backend == BackendArg::Reference {
+        return Err(anyhow!("`pigeon bench` times plans; use --backend cpu, cuda or auto"));
+    }
+    let exec = executor(args.backend, &args.opt, args.threads)?;
 
     let mut configs = vec![("default", args.opt.options())];
     if args.ablation {
@@ -87,11 +98,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let mut results = Vec::new();
     for (label, options) in configs {
         bar.set_message(label);
-        let m = measure(&module, &graph, &inputs, &weights, &backend, args, label, options, &bar)?;
+        let m = measure(&module, &graph, &inputs, &weights, &exec, args, label, options, &bar)?;
         results.push(m);
     }
     bar.finish_and_clear();
-    report(args, &module, &graph, &results)
+    report(args, &exec, &module, &graph, &results)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -100,7 +111,7 @@ fn measure(
     graph: &HeteroGraph,
     inputs: &[(String, runtime::tensor::Tensor)],
     weights: &runtime::weights::WeightStore,
-    backend: &CpuBackend,
+    exec: &Executor,
     args: &BenchArgs,
     label: &'static str,
     options: Options,
@@ -114,6 +125,7 @@ fn measure(
         .find(|(p, _)| *p == "materialize-compact")
         .map(|(_, r)| r.lines().next().unwrap_or_default().to_string());
     let plan = compiled.plan.ok_or_else(|| anyhow!("the pipeline produced no plan"))?;
+    let backend = exec.backend.as_ref().ok_or_else(|| anyhow!("no plan executor"))?;
     let mut profiles: Vec<Profile> = Vec::new();
     for i in 0..args.warmup + args.runs.max(1) {
         let exec = backend.execute(&plan, graph, inputs, weights)?;
@@ -132,7 +144,7 @@ fn measure(
                 pigeon::ir::plan::Kernel::Traversal(_) => "traversal",
             };
             let times = profiles.iter().filter_map(|p| p.per_kernel.get(i).map(|x| x.1)).collect();
-            (format!("{id} {template}"), median(times))
+            (format!("{id} {template}"), median(times), kernel_bytes(&plan, k, &stats))
         })
         .collect();
     Ok(Measured {
@@ -152,25 +164,32 @@ fn ms(d: Duration) -> f64 {
 
 fn report(
     args: &BenchArgs,
+    exec: &Executor,
     module: &pigeon::ir::Module,
     graph: &HeteroGraph,
     results: &[Measured],
 ) -> Result<()> {
     let threads = args.threads.unwrap_or_else(rayon_threads);
     println!(
-        "{} on {}: {} nodes, {} edges, {} relations; cpu {:?}, {threads} threads, median of {} after {} warm-up",
+        "{} on {}: {} nodes, {} edges, {} relations; {}, median of {} after {} warm-up",
         module.name,
         graph.name,
         graph.num_nodes(),
         graph.num_edges(),
         graph.num_relations(),
-        args.opt.precision(),
+        exec.description,
         args.runs.max(1),
         args.warmup
     );
     if let Some(first) = results.first() {
-        for (name, d) in &first.kernels {
-            println!("  {name:<16} {:>10.3} ms", ms(*d));
+        println!("  {:<16} {:>10} {:>12} {:>10}", "kernel", "ms", "fewest MB", "GB/s");
+        for (name, d, bytes) in &first.kernels {
+            println!(
+                "  {name:<16} {:>10.3} {:>12.2} {:>10.1}",
+                ms(*d),
+                *bytes as f64 / 1e6,
+                *bytes as f64 / d.as_secs_f64().max(1e-12) / 1e9
+            );
         }
     }
     println!(
@@ -195,7 +214,8 @@ fn report(
         println!("  peak process memory (VmHWM) {:.1} MiB", rss as f64 / (1 << 20) as f64);
     }
     if let Some(path) = &args.json {
-        runtime::io::write_atomic(path, json(module, graph, threads, results, rss).as_bytes())?;
+        let text = json(module, graph, threads, &exec.description, results, rss);
+        runtime::io::write_atomic(path, text.as_bytes())?;
     }
     Ok(())
 }
@@ -212,6 +232,7 @@ fn json(
     module: &pigeon::ir::Module,
     graph: &HeteroGraph,
     threads: usize,
+    backend: &str,
     results: &[Measured],
     rss: Option<usize>,
 ) -> String {
@@ -221,7 +242,13 @@ fn json(
             let kernels: Vec<String> = m
                 .kernels
                 .iter()
-                .map(|(k, d)| format!("{{\"kernel\": \"{}\", \"ms\": {:.6}}}", esc(k), ms(*d)))
+                .map(|(k, d, b)| {
+                    format!(
+                        "{{\"kernel\": \"{}\", \"ms\": {:.6}, \"fewest_bytes\": {b}}}",
+                        esc(k),
+                        ms(*d)
+                    )
+                })
                 .collect();
             format!(
                 "{{\"config\": \"{}\", \"reorder\": {}, \"compact\": {}, \"fuse\": {}, \"total_ms\": {:.6}, \"layouts_ms\": {:.6}, \"buffer_bytes\": {}, \"kernels\": [{}]}}",
@@ -237,13 +264,69 @@ fn json(
         })
         .collect();
     format!(
-        "{{\"model\": \"{}\", \"graph\": \"{}\", \"nodes\": {}, \"edges\": {}, \"relations\": {}, \"threads\": {threads}, \"peak_rss_bytes\": {}, \"configs\": [{}]}}\n",
+        "{{\"model\": \"{}\", \"graph\": \"{}\", \"nodes\": {}, \"edges\": {}, \"relations\": {}, \"threads\": {threads}, \"backend\": \"{}\", \"peak_rss_bytes\": {}, \"configs\": [{}]}}\n",
         esc(&module.name),
         esc(&graph.name),
         graph.num_nodes(),
         graph.num_edges(),
         graph.num_relations(),
+        esc(backend),
         rss.map(|r| r.to_string()).unwrap_or_else(|| "null".into()),
         configs.join(", ")
     )
+}
+
+/// Rows of `space` on a graph of sizes `stats`.
+fn rows_of(space: RowSpace, stats: &GraphStats) -> usize {
+    match space {
+        RowSpace::Nodes => stats.nodes,
+        RowSpace::Edges => stats.edges,
+        RowSpace::Compact(Endpoint::Src) => stats.compact_src_rows,
+        RowSpace::Compact(Endpoint::Dst) => stats.compact_dst_rows,
+        RowSpace::Relations => stats.relations,
+        RowSpace::NodeTypes => stats.node_types,
+        RowSpace::One => 1,
+    }
+}
+
+/// The fewest bytes a kernel must move through memory: every buffer it reads, read once in
+/// full; every buffer it writes, written once (read and written when it accumulates); one
+/// 4-byte index per iteration row for the gathers and scatters through the graph. A floor,
+/// not a count of what the kernel does: achieved bandwidth is this over the kernel's time.
+pub fn kernel_bytes(plan: &Plan, kernel: &Kernel, stats: &GraphStats) -> usize {
+    let bytes = |b: BufferId| {
+        plan.buffers.get(b).map_or(0, |buf| rows_of(buf.rows, stats) * buf.shape.numel() * 4)
+    };
+    let mut read: Vec<BufferId> = Vec::new();
+    let mut total = 0;
+    match kernel {
+        Kernel::Gemm(g) => {
+            read.extend([g.a, g.b]);
+            for e in &g.epilogue {
+                if let Epilogue::Scale { buf, .. } | Epilogue::Add { buf, .. } = e {
+                    read.push(*buf);
+                }
+            }
+            let accumulates = g.store == StoreMode::AddIntoDst;
+            total += bytes(g.c) * if accumulates { 2 } else { 1 };
+            total += 4 * rows_of(g.rows, stats) * (1 + usize::from(accumulates));
+        }
+        Kernel::Traversal(t) => {
+            let space = match t.schedule {
+                Schedule::Rows(s) => s,
+                Schedule::NodeParallel | Schedule::EdgeParallel => RowSpace::Edges,
+            };
+            for s in &t.body {
+                match s.op {
+                    StmtOp::Load { buf, .. } | StmtOp::MatVec { w: buf, .. } => read.push(buf),
+                    StmtOp::Store { buf, .. } => total += bytes(buf),
+                    _ => {}
+                }
+            }
+            total += 4 * rows_of(space, stats);
+        }
+    }
+    read.sort();
+    read.dedup();
+    total + read.into_iter().map(bytes).sum::<usize>()
 }

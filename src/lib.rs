@@ -4,10 +4,13 @@
 //! together, and holds the `pigeon` command-line interface (in `main.rs`). The library never
 //! prints or exits; it returns [`Error`] values the CLI renders.
 
+pub use pigeon_codegen as codegen;
 pub use pigeon_frontend as frontend;
 pub use pigeon_ir as ir;
 pub use pigeon_passes as passes;
 pub use pigeon_runtime as runtime;
+
+pub mod build;
 
 use std::path::Path;
 
@@ -40,6 +43,9 @@ pub enum Error {
     /// The optimiser failed (an unknown `--after` pass, an unsupported construct, or a bug).
     #[error(transparent)]
     Pass(#[from] pigeon_passes::PassError),
+    /// CUDA generation failed (an unsupported plan, or a bug).
+    #[error(transparent)]
+    Codegen(#[from] pigeon_codegen::CodegenError),
 }
 
 /// Reads a model file.

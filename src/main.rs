@@ -6,9 +6,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use pigeon::runtime::{self, HeteroGraph};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod bench;
+mod compile;
+mod run;
+
+use run::{BackendArg, RunOptions};
 
 /// A compiler for relational graph neural networks.
 #[derive(Parser)]
@@ -55,15 +59,16 @@ enum Command {
         /// `,inverse` and `,self-loops`.
         #[arg(long)]
         graph: String,
-        /// The executor.
-        #[arg(long, value_enum, default_value = "cpu")]
-        backend: Backend,
+        /// The executor: `auto` takes the GPU when one is present, the CPU otherwise.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendArg,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
         opt: OptArgs,
         /// Also run the reference interpreter, report the largest difference, and fail when it
-        /// exceeds 1e-4 (f32) or 1e-9 (f64) of the output's largest magnitude.
+        /// exceeds 1e-4 (f32), 1e-9 (f64), 5e-3 (TF32 GEMMs) or 3e-2 (BF16 GEMMs) of the
+        /// output's largest magnitude.
         #[arg(long)]
         check: bool,
         /// Seed for weight initialisation and random inputs.
@@ -84,6 +89,8 @@ enum Command {
     },
     /// Time a model on a graph: per-kernel and total medians, peak memory, ablations.
     Bench(bench::BenchArgs),
+    /// Compile a model ahead of time: kernel plan, CUDA source, PTX.
+    Compile(compile::CompileArgs),
     /// Inspect graphs.
     Graph {
         #[command(subcommand)]
@@ -136,6 +143,20 @@ pub struct OptArgs {
     /// CPU arithmetic precision.
     #[arg(long, value_enum, default_value = "f32")]
     precision: PrecisionArg,
+    /// GEMM arithmetic of the CUDA back end: f32 on CUDA cores, or TF32 / BF16 tensor cores.
+    #[arg(long, value_enum, default_value = "simt")]
+    gemm_math: GemmMathArg,
+}
+
+/// GEMM arithmetic of generated CUDA.
+#[derive(Copy, Clone, ValueEnum)]
+pub enum GemmMathArg {
+    /// f32 FMA on CUDA cores.
+    Simt,
+    /// TF32 tensor cores (sm_80 and newer), f32 accumulation.
+    Tf32,
+    /// BF16 tensor cores (sm_80 and newer), f32 accumulation.
+    Bf16,
 }
 
 impl OptArgs {
@@ -147,6 +168,20 @@ impl OptArgs {
             reorder: !self.no_reorder,
             compact: !self.no_compact,
             fuse: !self.no_fuse,
+        }
+    }
+    fn codegen_options(&self) -> pigeon::codegen::Options {
+        let gemm_math = match self.gemm_math {
+            GemmMathArg::Simt => pigeon::codegen::GemmMath::Simt,
+            GemmMathArg::Tf32 => pigeon::codegen::GemmMath::Tf32,
+            GemmMathArg::Bf16 => pigeon::codegen::GemmMath::Bf16,
+        };
+        pigeon::codegen::Options { gemm_math }
+    }
+    fn precision_name(&self) -> &'static str {
+        match self.precision {
+            PrecisionArg::F32 => "f32",
+            PrecisionArg::F64 => "f64",
         }
     }
     fn precision(&self) -> runtime::cpu::Precision {
@@ -184,16 +219,6 @@ enum Format {
     Text,
     /// Graphviz dot (inter stage only).
     Dot,
-}
-
-#[derive(Copy, Clone, ValueEnum, PartialEq)]
-enum Backend {
-    /// The f64 reference interpreter of the inter-operator IR (the oracle).
-    Reference,
-    /// The optimised CPU back end (rayon, matrixmultiply).
-    Cpu,
-    /// The CUDA executor (not written yet).
-    Cuda,
 }
 
 fn parse_param(s: &str) -> Result<(String, i64), String> {
@@ -253,10 +278,12 @@ fn dispatch(command: Command) -> Result<()> {
             output,
             save_inputs,
         } => {
-            let opts = RunOptions { seed, weights, save_weights, output, save_inputs, check };
-            run(&file, &graph, backend, &model, &opt, &opts)
+            let opts =
+                RunOptions { seed, weights, save_weights, output, save_inputs, check, backend };
+            run::run(&file, &graph, &model, &opt, &opts)
         }
         Command::Bench(args) => bench::bench(&args),
+        Command::Compile(args) => compile::compile(&args),
         Command::Graph { command: GraphCommand::Info { spec } } => {
             let graph = load_graph(&spec)?;
             println!("{graph}");
@@ -357,15 +384,6 @@ fn dump(file: &Path, req: &DumpRequest, model: &ModelArgs, opt: &OptArgs) -> Res
     Ok(())
 }
 
-struct RunOptions {
-    seed: u64,
-    weights: Option<PathBuf>,
-    save_weights: Option<PathBuf>,
-    output: Option<PathBuf>,
-    save_inputs: Option<PathBuf>,
-    check: bool,
-}
-
 fn spinner(message: String) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(message);
@@ -378,153 +396,4 @@ fn load_graph(spec: &str) -> Result<HeteroGraph> {
     let graph = runtime::load_graph(spec);
     bar.finish_and_clear();
     Ok(graph?)
-}
-
-fn run(
-    file: &Path,
-    spec: &str,
-    backend: Backend,
-    model: &ModelArgs,
-    opt: &OptArgs,
-    opts: &RunOptions,
-) -> Result<()> {
-    if backend == Backend::Cuda {
-        bail!("the CUDA back end is not written yet (issue #4); use --backend cpu or reference");
-    }
-    // Refuse unwritable destinations before the (possibly long) run, not after it.
-    for path in [&opts.output, &opts.save_weights, &opts.save_inputs].into_iter().flatten() {
-        runtime::io::check_writable(path)?;
-    }
-    let t0 = Instant::now();
-    let src = pigeon::read_source(file)?;
-    let module = pigeon::compile(&src, model.model.as_deref(), &model.params)?;
-    let t_compile = t0.elapsed();
-
-    let t1 = Instant::now();
-    let graph = load_graph(spec)?;
-    let t_load = t1.elapsed();
-
-    let (r, t) = (graph.num_relations(), graph.num_node_types());
-    let weights = match &opts.weights {
-        // The runtime's error already names the file.
-        Some(path) => runtime::weights::WeightStore::load(path, &module, r, t)?,
-        None => runtime::weights::WeightStore::try_init(&module, r, t, opts.seed)?,
-    };
-    if let Some(path) = &opts.save_weights {
-        weights.save(path, &module)?;
-    }
-    let (inputs, notes) = runtime::bind::bind_inputs(&module, &graph, opts.seed)?;
-    if let Some(path) = &opts.save_inputs {
-        runtime::weights::save_tensors(path, &inputs)?;
-    }
-
-    let what = if backend == Backend::Cpu { "cpu" } else { "reference" };
-    let bar = spinner(format!("running {} on {} ({what})", module.name, graph.name));
-    let t2 = Instant::now();
-    let outputs = match backend {
-        Backend::Cpu => {
-            use runtime::backend::Backend as _;
-            let stats = runtime::layout::graph_stats(&graph);
-            let compiled = pigeon::passes::compile(&module, &stats, &opt.options(), None)?;
-            let plan =
-                compiled.plan.ok_or_else(|| anyhow::anyhow!("the pipeline produced no plan"))?;
-            runtime::cpu::CpuBackend::new(opt.precision())
-                .execute(&plan, &graph, &inputs, &weights)
-                .map(|e| e.outputs)
-        }
-        _ => runtime::interp::interpret(&module, &graph, &inputs, &weights),
-    };
-    let t_run = t2.elapsed();
-    bar.finish_and_clear();
-    let outputs = outputs?;
-    let check = if opts.check && backend != Backend::Reference {
-        let want = runtime::interp::interpret(&module, &graph, &inputs, &weights)?;
-        Some(max_relative_difference(&outputs, &want))
-    } else {
-        None
-    };
-
-    println!("model     {} ({})", module.name, params_text(&module));
-    println!(
-        "graph     {}: {} nodes, {} edges, {} relation{}, {} node type{}",
-        graph.name,
-        graph.num_nodes(),
-        graph.num_edges(),
-        r,
-        plural(r),
-        t,
-        plural(t)
-    );
-    for note in &notes {
-        println!("input     {note}");
-    }
-    for (name, tensor) in &outputs {
-        println!(
-            "output    {name}: {} x {} {}, sum {:.6e}, sum|x| {:.6e}",
-            tensor.rows,
-            tensor.shape,
-            if backend == Backend::Cpu { opt_precision_name(opt) } else { "f64" },
-            tensor.sum(),
-            tensor.sum_abs()
-        );
-    }
-    println!(
-        "time      compile {:.1} ms, load {:.1} ms, run {:.1} ms ({what}, including planning)",
-        ms(t_compile),
-        ms(t_load),
-        ms(t_run)
-    );
-    if let Some(diff) = check {
-        println!("check     largest difference from the reference interpreter: {diff:.3e} (relative to the output's largest magnitude)");
-        // f32 through a few chained products of width <= a few hundred stays well inside 1e-4.
-        let tolerance = if opt_precision_name(opt) == "f32" { 1e-4 } else { 1e-9 };
-        if diff > tolerance {
-            bail!("the {what} back end differs from the reference interpreter by {diff:.3e}, more than {tolerance:e}");
-        }
-    }
-    if let Some(path) = &opts.output {
-        runtime::weights::save_tensors(path, &outputs)?;
-        println!("wrote     {}", path.display());
-    }
-    Ok(())
-}
-
-fn opt_precision_name(opt: &OptArgs) -> &'static str {
-    match opt.precision {
-        PrecisionArg::F32 => "f32",
-        PrecisionArg::F64 => "f64",
-    }
-}
-
-/// The largest absolute difference between two sets of outputs, relative to the largest
-/// magnitude of the reference.
-fn max_relative_difference(
-    got: &[(String, runtime::tensor::Tensor)],
-    want: &[(String, runtime::tensor::Tensor)],
-) -> f64 {
-    let mut worst = 0.0f64;
-    for ((_, g), (_, w)) in got.iter().zip(want) {
-        let scale = w.data.iter().fold(f64::MIN_POSITIVE, |m, x| m.max(x.abs()));
-        for (a, b) in g.data.iter().zip(&w.data) {
-            worst = worst.max((a - b).abs() / scale);
-        }
-    }
-    worst
-}
-
-fn params_text(module: &pigeon::ir::Module) -> String {
-    let parts: Vec<String> = module.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-    parts.join(", ")
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

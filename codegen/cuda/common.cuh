@@ -16,9 +16,12 @@ __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-
 // two, at most 32).
 template <int G>
 __device__ __forceinline__ unsigned group_mask() {
-    if (G >= 32) return 0xffffffffu;
-    unsigned lane = threadIdx.x & 31u;
-    return ((1u << G) - 1u) << (lane & ~(unsigned)(G - 1));
+    if constexpr (G >= 32) {
+        return 0xffffffffu;
+    } else {
+        unsigned lane = threadIdx.x & 31u;
+        return ((1u << G) - 1u) << (lane & ~(unsigned)(G - 1));
+    }
 }
 
 // Sum of v over the G lanes of a group; every lane gets the result.

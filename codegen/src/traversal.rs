@@ -1,17 +1,42 @@
-//! The traversal template (to be written).
+//! The traversal template: row, edge-parallel and node-parallel traversals, their fused bodies
+//! generated statement by statement.
+//!
+//! A group of `G` consecutive lanes (a power of two up to 32, the narrowest that covers the
+//! widest register) handles one iteration row: a row of `Rows(space)`, an edge of an
+//! edge-parallel traversal, a destination node of a node-parallel one. Registers of one
+//! element are replicated in every lane; wider ones are distributed, element `e` in lane
+//! `e % G`, slot `e / G` (`regs.rs`). Element-wise statements are lane-local; broadcasts, dot
+//! products, concatenation and matrix-vector products read other lanes through shuffles or a
+//! per-group shared-memory scratch (`cross.rs`). Replicated values are stored by lane 0.
+//!
+//! Node-parallel bodies are split into loops over the destination's incoming edges
+//! (`passes.rs`), with softmax and aggregation as lane-local running reductions
+//! (`reduce.rs`) and no atomics; edge-parallel destination adds are `atomicAdd`s.
+//! `emit.rs` writes the row-local statements, `kernel.rs` the kernel around them.
 
-use crate::error::{unsupported, Result};
+mod cross;
+mod emit;
+mod kernel;
+mod passes;
+mod reduce;
+mod regs;
+mod text;
+
+use crate::error::Result;
 use crate::spec::KernelLaunch;
 use crate::writer::Writer;
 use pigeon_ir::plan::{KernelId, Plan, Traversal};
 
 /// Writes the kernel for `t` and returns how to launch it.
 pub(crate) fn emit(
-    _w: &mut Writer,
-    _plan: &Plan,
-    _id: KernelId,
-    _t: &Traversal,
-    _name: &str,
+    w: &mut Writer,
+    plan: &Plan,
+    id: KernelId,
+    t: &Traversal,
+    name: &str,
 ) -> Result<KernelLaunch> {
-    Err(unsupported("traversal kernels (not written yet)"))
+    kernel::emit(w, plan, id, t, name)
 }
+
+#[cfg(test)]
+mod tests;

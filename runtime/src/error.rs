@@ -60,12 +60,56 @@ pub enum RuntimeError {
         /// The memory available, when known.
         limit: Option<u64>,
     },
+    /// No usable GPU: the driver library is missing, no device exists, the ordinal is out of
+    /// range, or pigeon was built without the `cuda` feature (the reason says which).
+    #[error("no CUDA device: {0}")]
+    NoDevice(String),
+    /// The plan does not fit in the GPU's free memory (checked before allocating anything);
+    /// `detail` lists the biggest items.
+    #[error(
+        "the plan needs {} of GPU memory, but only {} is free; biggest items: {detail}",
+        crate::memory::human(*needed as u128),
+        crate::memory::human(*available as u128)
+    )]
+    DeviceMemory {
+        /// Bytes the execution would allocate.
+        needed: usize,
+        /// Bytes free on the device.
+        available: usize,
+        /// The largest items and their sizes.
+        detail: String,
+    },
+    /// NVRTC rejected CUDA source: its log and the numbered source lines around the first
+    /// error.
+    #[error("NVRTC could not compile the CUDA source:\n{log}\n{excerpt}")]
+    Nvrtc {
+        /// NVRTC's compilation log.
+        log: String,
+        /// Numbered source lines around the first error (empty when no line is named).
+        excerpt: String,
+    },
+    /// A CUDA driver call failed (the message names the call and the driver's error).
+    #[error("CUDA: {0}")]
+    Cuda(String),
     /// The request is valid but not supported yet.
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// An invariant of the IR was broken: a bug in pigeon, not in the input.
     #[error("internal error (a bug in pigeon): {0}")]
     Internal(String),
+}
+
+impl From<pigeon_codegen::CodegenError> for RuntimeError {
+    fn from(e: pigeon_codegen::CodegenError) -> Self {
+        match e {
+            pigeon_codegen::CodegenError::Unsupported(m) => {
+                RuntimeError::Unsupported(format!("the CUDA back end does not support {m}"))
+            }
+            pigeon_codegen::CodegenError::Internal(m) => {
+                RuntimeError::Internal(format!("CUDA generation: {m}"))
+            }
+        }
+    }
 }
 
 /// Result with [`RuntimeError`].

@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod bind;
 pub mod cpu;
+pub mod cuda;
 pub mod error;
 pub mod export;
 pub mod graph;
@@ -12,6 +13,7 @@ pub mod layout;
 pub mod loaders;
 pub mod memory;
 pub mod rng;
+mod segments;
 pub mod spec;
 pub mod tensor;
 pub mod weights;

@@ -14,24 +14,17 @@ use super::float::{unary, Float};
 use super::index::{broadcast_offsets, resolve, RowMap};
 use super::{Env, Raw, Views};
 use crate::error::{Result, RuntimeError};
+use crate::segments::Segments;
 use pigeon_ir::plan::{Epilogue, Gemm, RowIndex, RowSpace, StoreMode};
 use pigeon_ir::shape::{self, LinearForm};
 use pigeon_ir::{Endpoint, Shape, UnaryOp};
 use rayon::prelude::*;
-use std::borrow::Cow;
 
 /// The most rows multiplied at once.
 const CHUNK: usize = 256;
 
 fn internal(m: String) -> RuntimeError {
     RuntimeError::Internal(m)
-}
-
-/// Rows grouped by the B slice they select: segment `s` is `order[offsets[s]..offsets[s+1]]`
-/// (or those row numbers when `order` is `None`) and multiplies by B row `s`.
-struct Segments<'a> {
-    order: Option<Cow<'a, [u32]>>,
-    offsets: Cow<'a, [usize]>,
 }
 
 /// A resolved epilogue step.
@@ -103,53 +96,12 @@ pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()>
     Ok(())
 }
 
-/// Groups the rows by the B slice they select.
+/// Groups the rows by the B slice they select (`crate::segments`, shared with CUDA).
 fn segments<'a>(env: &Env<'a>, g: &Gemm, b_rows: RowSpace, rows: usize) -> Result<Segments<'a>> {
     let map = resolve(env, RowIndex::Select(g.segment), g.rows, b_rows)?;
-    let segs = match (&map, g.rows) {
-        (RowMap::Zero, _) => Segments { order: None, offsets: Cow::Owned(vec![0, rows]) },
-        (RowMap::Identity, _) => Segments { order: None, offsets: (0..=rows).collect() },
-        (_, RowSpace::Edges)
-            if env.layouts.edges_by_relation().is_some()
-                && matches!(g.segment, pigeon_ir::Select::Relation) =>
-        {
-            let l = env.layouts.edges_by_relation().ok_or_else(|| internal("no layout".into()))?;
-            Segments { order: Some(Cow::Borrowed(&l.order)), offsets: Cow::Borrowed(&l.offsets) }
-        }
-        (_, RowSpace::Compact(ep)) if g.segment == pigeon_ir::Select::Relation => {
-            Segments { order: None, offsets: Cow::Borrowed(&env.compact(ep)?.rel_offsets) }
-        }
-        (_, RowSpace::Nodes) if g.segment == pigeon_ir::Select::NodeType => {
-            Segments { order: None, offsets: Cow::Borrowed(&env.graph.type_offsets) }
-        }
-        _ => {
-            // Any other selection: a stable counting sort of the rows by their slice.
-            let n = env.count(b_rows)?;
-            let mut offsets = vec![0usize; n + 1];
-            for i in 0..rows {
-                offsets[map.get(i) + 1] += 1;
-            }
-            for s in 0..n {
-                offsets[s + 1] += offsets[s];
-            }
-            let mut next = offsets.clone();
-            let mut order = vec![0u32; rows];
-            for i in 0..rows {
-                let s = map.get(i);
-                order[next[s]] = i as u32;
-                next[s] += 1;
-            }
-            Segments { order: Some(Cow::Owned(order)), offsets: Cow::Owned(offsets) }
-        }
-    };
-    let b_count = env.count(b_rows)?;
-    if segs.offsets.len().saturating_sub(1) > b_count || segs.offsets.last() != Some(&rows) {
-        return Err(internal(format!(
-            "segmentation by {} does not fit {rows} rows and {b_count} B slices",
-            g.segment
-        )));
-    }
-    Ok(segs)
+    let kind = crate::segments::classify(g, b_rows);
+    let slices = env.count(b_rows)?;
+    crate::segments::segments(kind, env.graph, env.layouts, rows, slices, |i| map.get(i))
 }
 
 /// Resolves the epilogue steps.
