@@ -16,6 +16,7 @@ pub mod rng;
 mod segments;
 pub mod spec;
 pub mod tensor;
+mod values;
 pub mod weights;
 
 pub use bind::{bind_inputs, BindingNote, BindingSource};

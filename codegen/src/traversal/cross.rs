@@ -6,7 +6,7 @@
 
 use super::emit::{declare, open_slots, Ctx};
 use crate::error::{internal, Result};
-use crate::index::{broadcast_expr, row_expr};
+use crate::index::broadcast_expr;
 use crate::ops::binary_expr;
 use crate::writer::Writer;
 use pigeon_ir::plan::{BufferId, RegId, RowIndex};
@@ -51,11 +51,11 @@ impl Src {
 fn source(ctx: &Ctx, x: RegId, out_width: usize, off: &mut usize) -> Result<Src> {
     let reg = ctx.reg(x)?;
     Ok(if reg.replicated() {
-        Src::Rep(x.to_string())
+        Src::Rep(ctx.name(x))
     } else if reg.width == out_width {
-        Src::Local(x.to_string())
+        Src::Local(ctx.name(x))
     } else if ctx.slots(reg.width) == 1 {
-        Src::Shfl(x.to_string())
+        Src::Shfl(ctx.name(x))
     } else {
         let at = *off;
         *off += reg.width;
@@ -77,7 +77,7 @@ fn spill(w: &mut Writer, ctx: &mut Ctx, srcs: &[(RegId, &Src)]) -> Result<()> {
         ctx.use_scratch(off + width);
         open_slots(w, ctx, width);
         let guard = if ctx.padded(width) { format!("if (i < {width}) ") } else { String::new() };
-        w.line(format!("{guard}sc[{off} + i] = {x}[s];"));
+        w.line(format!("{guard}sc[{off} + i] = {}[s];", ctx.name(*x)));
         w.close();
     }
     if any {
@@ -98,7 +98,7 @@ pub(crate) fn binary(
     let out = ctx.regs[i].shape.clone();
     let width = ctx.regs[i].width;
     if width == 1 {
-        w.line(format!("const float r{i} = {};", binary_expr(op, &a.to_string(), &b.to_string())));
+        w.line(format!("const float r{i} = {};", binary_expr(op, &ctx.name(a), &ctx.name(b))));
         return Ok(());
     }
     let mut off = 0;
@@ -129,21 +129,22 @@ pub(crate) fn dot(w: &mut Writer, ctx: &mut Ctx, i: usize, a: RegId, b: RegId) -
     let (ra, rb) = (ctx.reg(a)?.clone(), ctx.reg(b)?.clone());
     let k = *ra.shape.dims().last().ok_or_else(|| internal("dot of a scalar"))?;
     let o = ctx.regs[i].width;
+    let (na, nb) = (ctx.name(a), ctx.name(b));
     if ra.width == 1 && rb.width == 1 {
-        w.line(format!("const float r{i} = {a} * {b};"));
+        w.line(format!("const float r{i} = {na} * {nb};"));
     } else if o == 1 {
         w.line(format!("float p{i} = 0.0f;"));
         open_slots(w, ctx, k);
         let guard = if ctx.padded(k) { format!("if (i < {k}) ") } else { String::new() };
-        w.line(format!("{guard}p{i} += {a}[s] * {b}[s];"));
+        w.line(format!("{guard}p{i} += {na}[s] * {nb}[s];"));
         w.close();
         w.line(format!("const float r{i} = pg::group_sum<G>(p{i}, mask);"));
     } else if ra.width == o * k && rb.width == o * k && k == 1 {
-        super::emit::elementwise(w, ctx, i, o, &format!("{a}[s] * {b}[s]"));
+        super::emit::elementwise(w, ctx, i, o, &format!("{na}[s] * {nb}[s]"));
     } else if ra.width == o * k && rb.width == o * k && k.is_multiple_of(ctx.g) {
-        dot_wide(w, ctx, i, a, b, o, k);
+        dot_wide(w, ctx, i, &na, &nb, o, k);
     } else if ra.width == o * k && rb.width == o * k && ctx.g.is_multiple_of(k) {
-        dot_segments(w, ctx, i, a, b, o, k);
+        dot_segments(w, ctx, i, &na, &nb, o, k);
     } else {
         dot_general(w, ctx, i, a, b, k)?;
     }
@@ -151,7 +152,7 @@ pub(crate) fn dot(w: &mut Writer, ctx: &mut Ctx, i: usize, a: RegId, b: RegId) -
 }
 
 /// Equal shapes, `K` a multiple of `G`: each output is whole slots of every lane.
-fn dot_wide(w: &mut Writer, ctx: &Ctx, i: usize, a: RegId, b: RegId, o: usize, k: usize) {
+fn dot_wide(w: &mut Writer, ctx: &Ctx, i: usize, a: &str, b: &str, o: usize, k: usize) {
     let per = k / ctx.g;
     declare(w, ctx, i, o);
     w.line("#pragma unroll");
@@ -160,7 +161,7 @@ fn dot_wide(w: &mut Writer, ctx: &Ctx, i: usize, a: RegId, b: RegId, o: usize, k
     w.open(format!("for (int o = 0; o < {o}; ++o)"));
     w.line("float sum = 0.0f;");
     w.line("#pragma unroll");
-    w.line(format!("for (int t = o * {per}; t < (o + 1) * {per}; ++t) sum += {a}[t] * {b}[t];"));
+    w.line(format!("for (int c = o * {per}; c < (o + 1) * {per}; ++c) sum += {a}[c] * {b}[c];"));
     w.line("sum = pg::group_sum<G>(sum, mask);");
     w.line(format!("if (lane == o % G) r{i}[o / G] = sum;"));
     w.close();
@@ -168,7 +169,7 @@ fn dot_wide(w: &mut Writer, ctx: &Ctx, i: usize, a: RegId, b: RegId, o: usize, k
 
 /// Equal shapes, `K` dividing `G`: products summed within aligned runs of `K` lanes by xor
 /// shuffles, then output `o` fetched from the lane and slot of product `o * K`.
-fn dot_segments(w: &mut Writer, ctx: &Ctx, i: usize, a: RegId, b: RegId, o: usize, k: usize) {
+fn dot_segments(w: &mut Writer, ctx: &Ctx, i: usize, a: &str, b: &str, o: usize, k: usize) {
     let si = ctx.slots(o * k);
     w.line(format!("float q{i}[{si}];"));
     open_slots(w, ctx, o * k);
@@ -185,9 +186,9 @@ fn dot_segments(w: &mut Writer, ctx: &Ctx, i: usize, a: RegId, b: RegId, o: usiz
     w.line(format!("const int from = i * {k};"));
     w.line("float sum = 0.0f;");
     w.line("#pragma unroll");
-    w.open(format!("for (int t = 0; t < {si}; ++t)"));
-    w.line(format!("const float u = __shfl_sync(mask, q{i}[t], from % G, G);"));
-    w.line("if (from / G == t) sum = u;");
+    w.open(format!("for (int c = 0; c < {si}; ++c)"));
+    w.line(format!("const float u = __shfl_sync(mask, q{i}[c], from % G, G);"));
+    w.line("if (from / G == c) sum = u;");
     w.close();
     w.line(format!("r{i}[s] = sum;"));
     w.close();
@@ -208,7 +209,7 @@ fn dot_general(
     let src = |x: RegId, off: &mut usize| -> Result<Src> {
         let reg = ctx.reg(x)?;
         Ok(if reg.replicated() {
-            Src::Rep(x.to_string())
+            Src::Rep(ctx.name(x))
         } else {
             *off += reg.width;
             Src::Scratch(*off - reg.width)
@@ -238,7 +239,7 @@ pub(crate) fn concat(w: &mut Writer, ctx: &mut Ctx, i: usize, xs: &[RegId]) -> R
     let width = ctx.regs[i].width;
     let first = *xs.first().ok_or_else(|| internal("concat of nothing"))?;
     if width == 1 {
-        w.line(format!("const float r{i} = {first};"));
+        w.line(format!("const float r{i} = {};", ctx.name(first)));
         return Ok(());
     }
     let last = *out.dims().last().ok_or_else(|| internal("concat of scalars"))?;
@@ -249,7 +250,7 @@ pub(crate) fn concat(w: &mut Writer, ctx: &mut Ctx, i: usize, xs: &[RegId]) -> R
         let reg = ctx.reg(x)?.clone();
         let part = *reg.shape.dims().last().ok_or_else(|| internal("concat of a scalar"))?;
         if reg.replicated() {
-            w.line(format!("if (lane == 0) sc[{at}] = {x};"));
+            w.line(format!("if (lane == 0) sc[{at}] = {};", ctx.name(x)));
         } else {
             open_slots(w, ctx, reg.width);
             let dst = if part == reg.width {
@@ -262,7 +263,7 @@ pub(crate) fn concat(w: &mut Writer, ctx: &mut Ctx, i: usize, xs: &[RegId]) -> R
             } else {
                 String::new()
             };
-            w.line(format!("{guard}sc[{dst}] = {x}[s];"));
+            w.line(format!("{guard}sc[{dst}] = {}[s];", ctx.name(x)));
             w.close();
         }
         at += part;
@@ -293,9 +294,7 @@ pub(crate) fn matvec(
     let level = ctx.t.body[i].level;
     let rows = ctx.plan.buffers.get(wb).map(|b| b.rows);
     let rows = rows.ok_or_else(|| internal(format!("no buffer {wb}")))?;
-    let space = super::regs::stmt_space(ctx.t.schedule, level);
-    let row = ctx.row(level);
-    let sel = row_expr(&mut ctx.params, RowIndex::Select(select), space, rows, row)?;
+    let sel = ctx.index_expr(i, level, RowIndex::Select(select), rows)?;
     let ww = ctx.buffer_width(wb)?;
     w.line(format!("const size_t w{i} = (size_t)({sel}) * {ww};"));
     let out = ctx.regs[i].width;
@@ -303,7 +302,7 @@ pub(crate) fn matvec(
     if out == 1 {
         if xr.replicated() {
             let wv = ctx.read(wb, &format!("w{i}"));
-            w.line(format!("const float r{i} = {x} * {wv};"));
+            w.line(format!("const float r{i} = {} * {wv};", ctx.name(x)));
             return Ok(());
         }
         w.line(format!("float p{i} = 0.0f;"));
@@ -311,7 +310,7 @@ pub(crate) fn matvec(
         let wv = ctx.read(wb, &format!("w{i} + i"));
         let guard =
             if ctx.padded(xr.width) { format!("if (i < {}) ", xr.width) } else { String::new() };
-        w.line(format!("{guard}p{i} += {x}[s] * {wv};"));
+        w.line(format!("{guard}p{i} += {}[s] * {wv};", ctx.name(x)));
         w.close();
         w.line(format!("const float r{i} = pg::group_sum<G>(p{i}, mask);"));
         return Ok(());

@@ -15,8 +15,9 @@ use crate::ops::unary_expr;
 use crate::params::Params;
 use crate::spec::GraphArray;
 use crate::writer::Writer;
-use pigeon_ir::plan::{BufferId, Level, Plan, RegId, RowIndex, Stmt, StmtOp, Traversal};
-use pigeon_ir::EntityId;
+use pigeon_ir::plan::{BufferId, Level, Plan, RegId, RowIndex, RowSpace, Stmt, StmtOp, Traversal};
+use pigeon_ir::{Endpoint, EntityId, Select};
+use std::collections::HashMap;
 
 /// What statement emission needs to know about the kernel.
 pub(crate) struct Ctx<'a, 'p> {
@@ -36,6 +37,17 @@ pub(crate) struct Ctx<'a, 'p> {
     pub edge_row: &'static str,
     /// One comment per statement (its plan text).
     pub texts: Vec<String>,
+    /// Registers read under another name (in a batch's per-edge loop, the shuffled copy of a
+    /// value a lane computed for its own edge: `rN_t`).
+    pub names: HashMap<usize, String>,
+    /// Statements whose row (a load's row, a matrix-vector product's slice) is an expression
+    /// computed earlier (a row index a lane computed for its edge, shuffled to the group).
+    pub rows: HashMap<usize, String>,
+    /// Edge statements are being written once per node (they do not depend on the edge).
+    pub hoisted: bool,
+    /// Replicated edge values are stored by every lane that holds an edge (`j < end`), not by
+    /// lane 0: each lane computed them for its own edge.
+    pub lane_edges: bool,
 }
 
 impl Ctx<'_, '_> {
@@ -54,9 +66,41 @@ impl Ctx<'_, '_> {
         !width.is_multiple_of(self.g)
     }
 
+    /// The C name register `r` is read by here (`rN`, or its renamed copy).
+    pub fn name(&self, r: RegId) -> String {
+        self.names.get(&r.index()).cloned().unwrap_or_else(|| r.to_string())
+    }
+
     /// `rN[s]` for a distributed register, `rN` for a replicated one.
     pub fn elem(&self, r: RegId) -> Result<String> {
-        Ok(if self.reg(r)?.replicated() { format!("{r}") } else { format!("{r}[s]") })
+        let name = self.name(r);
+        Ok(if self.reg(r)?.replicated() { name } else { format!("{name}[s]") })
+    }
+
+    /// The row statement `i` (at `level`) reads of a `rows` buffer by `index`: the expression
+    /// computed earlier when there is one; the node's own row for hoisted edge statements
+    /// (in a node-parallel traversal `dst[e]` is `v`).
+    pub fn index_expr(
+        &mut self,
+        i: usize,
+        level: Level,
+        index: RowIndex,
+        rows: RowSpace,
+    ) -> Result<String> {
+        if let Some(row) = self.rows.get(&i) {
+            return Ok(row.clone());
+        }
+        if self.hoisted && level == Level::Edge {
+            let index = match index {
+                RowIndex::Node(Endpoint::Dst) => RowIndex::This,
+                RowIndex::Select(Select::DstType) => RowIndex::Select(Select::NodeType),
+                other => other,
+            };
+            return row_expr(&mut self.params, index, RowSpace::Nodes, rows, "v");
+        }
+        let space = super::regs::stmt_space(self.t.schedule, level);
+        let here = self.row(level);
+        row_expr(&mut self.params, index, space, rows, here)
     }
 
     /// The C name of the row a statement of `level` works on.
@@ -117,6 +161,7 @@ pub(crate) fn stmt(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
             Ok(())
         }
         StmtOp::View { x, .. } => {
+            let x = ctx.name(*x);
             if width == 1 {
                 w.line(format!("const float r{i} = {x};"));
             } else {
@@ -164,9 +209,7 @@ fn load(
 ) -> Result<()> {
     let rows = ctx.plan.buffers.get(buf).map(|b| b.rows);
     let rows = rows.ok_or_else(|| internal(format!("no buffer {buf}")))?;
-    let space = super::regs::stmt_space(ctx.t.schedule, level);
-    let here = ctx.row(level);
-    let row = row_expr(&mut ctx.params, index, space, rows, here)?;
+    let row = ctx.index_expr(i, level, index, rows)?;
     let width = ctx.buffer_width(buf)?;
     if width == 1 {
         let v = ctx.read(buf, &format!("(size_t)({row})"));
@@ -215,7 +258,8 @@ fn store(
     };
     w.line(format!("float* p{i} = {name} + (size_t)({row}) * {width};"));
     if replicated {
-        w.line(format!("if (lane == 0) {op}"));
+        let who = if ctx.lane_edges && level == Level::Edge { "j < end" } else { "lane == 0" };
+        w.line(format!("if ({who}) {op}"));
     } else {
         open_slots(w, ctx, width);
         if ctx.padded(width) {

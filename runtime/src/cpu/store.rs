@@ -141,21 +141,7 @@ fn input<T: Float>(
     shape: &Shape,
     inputs: &[(String, Tensor)],
 ) -> Result<Vec<T>> {
-    let err = |message: String| RuntimeError::Binding { name: name.to_string(), message };
-    let t = inputs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
-        .ok_or_else(|| err(format!("no value given (declared per {space:?} {shape})")))?;
-    if t.rows != rows || t.shape != *shape || t.data.len() != rows * shape.numel() {
-        return Err(err(format!(
-            "needs {rows} rows of shape {shape} on this graph, got {} rows of shape {} ({} values)",
-            t.rows,
-            t.shape,
-            t.data.len()
-        )));
-    }
-    Ok(convert(t))
+    Ok(convert(crate::values::bound_input(name, space, rows, shape, inputs)?))
 }
 
 /// The values of weight `w`, checked against the plan's declaration and the graph.
@@ -171,14 +157,5 @@ fn weight<T: Float>(
         .weights
         .get(w)
         .ok_or_else(|| RuntimeError::Internal(format!("undeclared weight {w}")))?;
-    let t = store
-        .get(w)
-        .ok_or_else(|| RuntimeError::Weights(format!("no values for weight `{}`", decl.name)))?;
-    if t.rows != rows || t.shape != *shape || t.data.len() != rows * shape.numel() {
-        return Err(RuntimeError::Weights(format!(
-            "weight `{}` needs {rows} slices of shape {shape}, but holds {} slices of shape {}",
-            decl.name, t.rows, t.shape
-        )));
-    }
-    Ok(convert(t))
+    Ok(convert(crate::values::weight_values(&decl.name, store.get(w), rows, shape)?))
 }

@@ -1,5 +1,5 @@
 //! The initial values of input and weight storages, as `f32`, checked against the plan's
-//! declarations with the CPU back end's rules and messages (`cpu/store.rs`).
+//! declarations by the rules shared with the CPU back end (`values.rs`).
 
 use super::host::{Fill, Prepared};
 use crate::error::{Result, RuntimeError};
@@ -43,31 +43,10 @@ fn input(
     shape: &Shape,
     inputs: &[(String, Tensor)],
 ) -> Result<Vec<f32>> {
-    let err = |message: String| RuntimeError::Binding { name: name.to_string(), message };
-    let t = inputs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
-        .ok_or_else(|| err(format!("no value given (declared per {space:?} {shape})")))?;
-    if t.rows != rows || t.shape != *shape || t.data.len() != rows * shape.numel() {
-        return Err(err(format!(
-            "needs {rows} rows of shape {shape} on this graph, got {} rows of shape {} ({} values)",
-            t.rows,
-            t.shape,
-            t.data.len()
-        )));
-    }
-    Ok(t.to_f32())
+    Ok(crate::values::bound_input(name, space, rows, shape, inputs)?.to_f32())
 }
 
 /// The values of the weight named `name`, checked against its declaration and the graph.
 fn weight(name: &str, t: Option<&Tensor>, rows: usize, shape: &Shape) -> Result<Vec<f32>> {
-    let t = t.ok_or_else(|| RuntimeError::Weights(format!("no values for weight `{name}`")))?;
-    if t.rows != rows || t.shape != *shape || t.data.len() != rows * shape.numel() {
-        return Err(RuntimeError::Weights(format!(
-            "weight `{name}` needs {rows} slices of shape {shape}, but holds {} slices of shape {}",
-            t.rows, t.shape
-        )));
-    }
-    Ok(t.to_f32())
+    Ok(crate::values::weight_values(name, t, rows, shape)?.to_f32())
 }
