@@ -2,10 +2,10 @@
 //! (`pigeon_ir::plan`), one translation unit per plan, plus the launch description a runtime
 //! needs ([`CudaProgram`], [`spec`]).
 //!
-//! - [`gemm`]: the segmented gather-GEMM-scatter template; the tiled loops are fixed C++ in
+//! - `gemm`: the segmented gather-GEMM-scatter template; the tiled loops are fixed C++ in
 //!   `cuda/gemm.cuh`, instantiated with a small generated functor per kernel (row order, A
 //!   gather, epilogue, store);
-//! - [`traversal`]: row, edge-parallel and node-parallel traversals, their fused bodies
+//! - `traversal`: row, edge-parallel and node-parallel traversals, their fused bodies
 //!   generated statement by statement, with a group of lanes per row and features across lanes.
 //!
 //! Output is deterministic: the same plan and options give the same text. Generated code goes

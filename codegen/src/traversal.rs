@@ -14,9 +14,11 @@
 //! (`reduce.rs`) and no atomics; edge-parallel destination adds are `atomicAdd`s.
 //! `emit.rs` writes the row-local statements, `kernel.rs` the kernel around them.
 
+mod batch;
 mod cross;
 mod emit;
 mod kernel;
+mod modes;
 mod passes;
 mod reduce;
 mod regs;

@@ -4,12 +4,14 @@
 
 use super::emit::{self, Ctx};
 use super::passes::{self, Passes};
-use super::{reduce, regs};
+use super::modes::{self, Mode};
+use super::{batch, reduce, regs};
 use crate::error::{unsupported, Result};
 use crate::params::Params;
 use crate::spec::{GraphArray, Grid, KernelLaunch};
 use crate::writer::Writer;
 use pigeon_ir::plan::{KernelId, Level, Plan, RowSpace, Schedule, StmtOp, Traversal};
+use std::collections::HashMap;
 
 /// Threads per block when scratch does not limit it.
 const BLOCK: usize = 256;
@@ -45,6 +47,10 @@ pub(crate) fn emit(
         scratch: 0,
         edge_row: if matches!(t.schedule, Schedule::Rows(_)) { "row" } else { "e" },
         texts: super::text::stmt_texts(t),
+        names: HashMap::new(),
+        rows: HashMap::new(),
+        hoisted: false,
+        lane_edges: false,
     };
     let count = ctx.params.count(space);
     let mut body = Writer::new();
@@ -52,7 +58,8 @@ pub(crate) fn emit(
         Schedule::Rows(_) | Schedule::EdgeParallel => row_body(&mut body, &mut ctx, &live)?,
         Schedule::NodeParallel => {
             let split = passes::split(t, &regs);
-            node_body(&mut body, &mut ctx, &split)?;
+            let modes = modes::modes(plan, t, &regs);
+            node_body(&mut body, &mut ctx, &split, &modes)?;
         }
     }
     let groups = groups_per_block(g, ctx.scratch)?;
@@ -142,7 +149,7 @@ fn groups_per_block(g: usize, scratch: usize) -> Result<usize> {
 }
 
 /// One statement with its plan text as a comment.
-fn statement(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
+pub(crate) fn statement(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
     w.line(format!("// {}", ctx.texts.get(i).map(String::as_str).unwrap_or("")));
     emit::stmt(w, ctx, i)
 }
@@ -160,13 +167,15 @@ fn row_body(w: &mut Writer, ctx: &mut Ctx, live: &[bool]) -> Result<()> {
     Ok(())
 }
 
-/// A destination node per group: node statements between the edge loops of `split`.
-fn node_body(w: &mut Writer, ctx: &mut Ctx, split: &Passes) -> Result<()> {
+/// A destination node per group: node statements between the edge loops of `split` (in
+/// batches of `G` edges, `batch.rs`), edge-invariant statements once before them.
+fn node_body(w: &mut Writer, ctx: &mut Ctx, split: &Passes, modes: &[Mode]) -> Result<()> {
     let loops = split.evaluated.len();
     w.line("const unsigned v = row;");
     if loops > 0 {
         let offsets = ctx.params.array(GraphArray::CsrOffsets);
         w.line(format!("const unsigned begin = {offsets}[v], end = {offsets}[v + 1];"));
+        batch::hoist(w, ctx, split, modes)?;
     }
     for stage in 0..=loops {
         for i in 0..ctx.t.body.len() {
@@ -175,7 +184,7 @@ fn node_body(w: &mut Writer, ctx: &mut Ctx, split: &Passes) -> Result<()> {
             }
         }
         if stage < loops {
-            edge_loop(w, ctx, split, stage)?;
+            batch::edge_loop(w, ctx, split, modes, stage)?;
         }
     }
     Ok(())
@@ -187,32 +196,4 @@ fn node_statement(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
         return reduce::finish(w, ctx, i);
     }
     statement(w, ctx, i)
-}
-
-/// Loop `p` over the node's incoming edges.
-fn edge_loop(w: &mut Writer, ctx: &mut Ctx, split: &Passes, p: usize) -> Result<()> {
-    w.line(format!("// edge loop {p}"));
-    for &r in &split.reductions[p] {
-        reduce::begin(w, ctx, r)?;
-    }
-    let edges = ctx.params.array(GraphArray::CsrEdges);
-    w.open("for (unsigned j = begin; j < end; ++j)");
-    w.line(format!("const unsigned e = {edges}[j];"));
-    for (i, eval) in split.evaluated[p].iter().enumerate() {
-        if !*eval {
-            continue;
-        }
-        if matches!(ctx.t.body[i].op, StmtOp::Softmax { .. }) {
-            w.line(format!("// {}", ctx.texts.get(i).map(String::as_str).unwrap_or("")));
-            reduce::softmax_value(w, ctx, i)?;
-        } else {
-            statement(w, ctx, i)?;
-        }
-    }
-    for &r in &split.reductions[p] {
-        w.line(format!("// accumulate {}", ctx.texts.get(r).map(String::as_str).unwrap_or("")));
-        reduce::step(w, ctx, r)?;
-    }
-    w.close();
-    Ok(())
 }

@@ -90,9 +90,9 @@ pub(crate) fn step(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
                 ctx,
                 width,
                 &[
-                    format!("const float mx = fmaxf({m}, {xv});"),
-                    format!("{d} = {d} * expf({m} - mx) + expf({xv} - mx);"),
-                    format!("{m} = mx;"),
+                    format!("const float mx{i} = fmaxf({m}, {xv});"),
+                    format!("{d} = {d} * expf({m} - mx{i}) + expf({xv} - mx{i});"),
+                    format!("{m} = mx{i};"),
                 ],
             );
         }
@@ -105,10 +105,11 @@ pub(crate) fn step(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
         }
         Some((op, AggGroup::PerRelation)) => {
             let rel = ctx.params.array(GraphArray::Rel);
-            w.open(format!("if (n{i} > 0u && {rel}[e] != rel{i})"));
+            let e = ctx.edge_row;
+            w.open(format!("if (n{i} > 0u && {rel}[{e}] != rel{i})"));
             fold(w, ctx, i, op);
             w.close();
-            w.line(format!("rel{i} = {rel}[e];"));
+            w.line(format!("rel{i} = {rel}[{e}];"));
             w.line(format!("++n{i};"));
             let run = el(&format!("u{i}"), rep);
             let line = match op {
@@ -116,6 +117,51 @@ pub(crate) fn step(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
                 AggOp::Max => format!("{run} = fmaxf({run}, {xv});"),
             };
             each(w, ctx, width, &[line]);
+        }
+    }
+    Ok(())
+}
+
+/// Whether reduction `i` can run lane-parallel: each lane of the group accumulates the edges
+/// it holds (a scalar softmax's statistics, a scalar aggregation over all edges), merged by
+/// [`merge`] after the loop. Per-relation runs need the edges in order and stay per edge.
+pub(crate) fn lane_parallel(ctx: &Ctx, i: usize) -> Result<bool> {
+    let scalar = ctx.regs[i].width == 1;
+    Ok(match parts(ctx, i)? {
+        (None, _) | (Some((_, AggGroup::All)), _) => scalar,
+        (Some((_, AggGroup::PerRelation)), _) => false,
+    })
+}
+
+/// Accumulates the lane's own edge into lane-parallel reduction `i` (lanes past the node's
+/// last edge hold none).
+pub(crate) fn lane_step(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
+    w.open("if (j < end)");
+    step(w, ctx, i)?;
+    w.close();
+    Ok(())
+}
+
+/// Merges the per-lane partials of lane-parallel reduction `i` after its loop, so every lane
+/// holds the node's value. Softmax: `m = max_l m_l`, `d = sum_l d_l exp(m_l - m)`, where a lane
+/// that saw no edge (`m_l = -inf`, `d_l = 0`) adds 0 (not `0 * exp(-inf + inf)`); sum and mean
+/// add the partial sums (the mean divides by the count at its node statement); max takes the
+/// maximum (a node without edges gets 0 at its node statement).
+pub(crate) fn merge(w: &mut Writer, ctx: &Ctx, i: usize) -> Result<()> {
+    match parts(ctx, i)? {
+        (None, _) => {
+            w.line(format!("const float mg{i} = pg::group_max<G>(m{i}, mask);"));
+            w.line(format!(
+                "d{i} = pg::group_sum<G>(m{i} == {NEG_INF} ? 0.0f : d{i} * expf(m{i} - mg{i}), \
+                 mask);"
+            ));
+            w.line(format!("m{i} = mg{i};"));
+        }
+        (Some((AggOp::Sum | AggOp::Mean, _)), _) => {
+            w.line(format!("r{i} = pg::group_sum<G>(r{i}, mask);"));
+        }
+        (Some((AggOp::Max, _)), _) => {
+            w.line(format!("r{i} = pg::group_max<G>(r{i}, mask);"));
         }
     }
     Ok(())
