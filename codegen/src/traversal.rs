@@ -11,7 +11,11 @@
 //!
 //! Node-parallel bodies are split into loops over the destination's incoming edges
 //! (`passes.rs`), with softmax and aggregation as lane-local running reductions
-//! (`reduce.rs`) and no atomics; edge-parallel destination adds are `atomicAdd`s.
+//! (`reduce.rs`) and no atomics; edge-parallel destination adds are `atomicAdd`s. Each loop
+//! takes the node's edges `G` at a time (`batch.rs`): scalar statements and reductions run
+//! lane-parallel (lane `l` on edge `l` of the batch, merged across the group after the loop),
+//! wide statements run per edge with the batch's rows fetched several edges ahead, and
+//! edge-invariant statements run once per node (`modes.rs`).
 //! `emit.rs` writes the row-local statements, `kernel.rs` the kernel around them.
 
 mod batch;
@@ -40,5 +44,7 @@ pub(crate) fn emit(
     kernel::emit(w, plan, id, t, name)
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod tests;

@@ -187,8 +187,8 @@ fn dot_segments(w: &mut Writer, ctx: &Ctx, i: usize, a: &str, b: &str, o: usize,
     w.line("float sum = 0.0f;");
     w.line("#pragma unroll");
     w.open(format!("for (int c = 0; c < {si}; ++c)"));
-    w.line(format!("const float u = __shfl_sync(mask, q{i}[c], from % G, G);"));
-    w.line("if (from / G == c) sum = u;");
+    w.line(format!("const float val = __shfl_sync(mask, q{i}[c], from % G, G);"));
+    w.line("if (from / G == c) sum = val;");
     w.close();
     w.line(format!("r{i}[s] = sum;"));
     w.close();

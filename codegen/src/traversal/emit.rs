@@ -43,6 +43,8 @@ pub(crate) struct Ctx<'a, 'p> {
     /// Statements whose row (a load's row, a matrix-vector product's slice) is an expression
     /// computed earlier (a row index a lane computed for its edge, shuffled to the group).
     pub rows: HashMap<usize, String>,
+    /// Loads whose row was fetched earlier into the named slots (`f5[u]`).
+    pub preloaded: HashMap<usize, String>,
     /// Edge statements are being written once per node (they do not depend on the edge).
     pub hoisted: bool,
     /// Replicated edge values are stored by every lane that holds an edge (`j < end`), not by
@@ -209,8 +211,12 @@ fn load(
 ) -> Result<()> {
     let rows = ctx.plan.buffers.get(buf).map(|b| b.rows);
     let rows = rows.ok_or_else(|| internal(format!("no buffer {buf}")))?;
-    let row = ctx.index_expr(i, level, index, rows)?;
     let width = ctx.buffer_width(buf)?;
+    if let Some(fetched) = ctx.preloaded.get(&i) {
+        w.line(format!("float (&r{i})[{}] = {fetched};", ctx.slots(width)));
+        return Ok(());
+    }
+    let row = ctx.index_expr(i, level, index, rows)?;
     if width == 1 {
         let v = ctx.read(buf, &format!("(size_t)({row})"));
         w.line(format!("const float r{i} = {v};"));

@@ -3,8 +3,8 @@
 //! destination node per group with its edge loops and node statements, `passes.rs`).
 
 use super::emit::{self, Ctx};
-use super::passes::{self, Passes};
 use super::modes::{self, Mode};
+use super::passes::{self, Passes};
 use super::{batch, reduce, regs};
 use crate::error::{unsupported, Result};
 use crate::params::Params;
@@ -49,6 +49,7 @@ pub(crate) fn emit(
         texts: super::text::stmt_texts(t),
         names: HashMap::new(),
         rows: HashMap::new(),
+        preloaded: HashMap::new(),
         hoisted: false,
         lane_edges: false,
     };

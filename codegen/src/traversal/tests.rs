@@ -24,7 +24,11 @@ fn stats() -> GraphStats {
 }
 
 /// The plan of zoo model `name` with the given switches and `heads` (when the model has it).
-fn plan(name: &str, options: pigeon_passes::Options, heads: Option<i64>) -> Result<Plan, String> {
+pub(super) fn plan(
+    name: &str,
+    options: pigeon_passes::Options,
+    heads: Option<i64>,
+) -> Result<Plan, String> {
     let path = format!("{}/../examples/{name}.rgnn", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     let src = pigeon_frontend::SourceFile { name: path, text };
@@ -134,7 +138,7 @@ fn rgat_heads_node_parallel_snapshot() {
 }
 
 /// The node-parallel kernel of a plan.
-fn node_parallel(p: &Plan) -> Option<pigeon_ir::plan::Traversal> {
+pub(super) fn node_parallel(p: &Plan) -> Option<pigeon_ir::plan::Traversal> {
     p.kernels.iter().find_map(|(_, k)| match k {
         Kernel::Traversal(t) if t.schedule == pigeon_ir::plan::Schedule::NodeParallel => {
             Some(t.clone())
