@@ -55,7 +55,8 @@ pub fn executor(choice: BackendArg, opt: &OptArgs, threads: Option<usize>) -> Re
         BackendArg::Cuda => Ok(cuda(opt)?),
         BackendArg::Auto => match cuda(opt) {
             Ok(e) => Ok(e),
-            Err(e) => Ok(cpu(Some(format!("{e:#}")))),
+            // The probe's reason without the list of library names it tried.
+            Err(e) => Ok(cpu(Some(format!("{e:#}").split(" (tried").next().unwrap_or("").into()))),
         },
     }
 }
