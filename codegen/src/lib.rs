@@ -22,6 +22,7 @@ mod traversal;
 pub mod writer;
 
 pub use error::{CodegenError, Result};
+pub use gemm::GEMM_CUH;
 pub use spec::{
     CudaProgram, GemmMath, GraphArray, Grid, KernelLaunch, Options, Param, Segmentation,
 };
