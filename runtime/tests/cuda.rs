@@ -177,6 +177,26 @@ fn memory_estimate_matches_a_hand_count() {
 }
 
 #[test]
+fn too_little_device_memory_is_an_error_naming_the_bytes() {
+    let (plan, g) = (hand_plan(), hand_graph());
+    let est =
+        cuda::estimate_program_memory(&plan, &g, &hand_program(Segmentation::EdgesByRelation))
+            .unwrap_or_else(|e| panic!("{e}"));
+    // 504 bytes (the hand count above) fit in exactly that much, not in one byte less.
+    assert_eq!(est.total_bytes, 504);
+    assert!(est.check_fits(504).is_ok());
+    match est.check_fits(503) {
+        Err(e @ RuntimeError::DeviceMemory { needed: 504, available: 503, .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("needs 504 B") && text.contains("only 503 B"), "{text}");
+            // The biggest item is the input `h` (112 bytes).
+            assert!(text.contains("`h`"), "{text}");
+        }
+        other => panic!("expected DeviceMemory, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_segmentation_the_runtime_does_not_build_is_an_internal_error() {
     let (plan, g) = (hand_plan(), hand_graph());
     let r = cuda::estimate_program_memory(&plan, &g, &hand_program(Segmentation::Single));

@@ -162,14 +162,7 @@ impl CudaBackend {
     /// [`RuntimeError::DeviceMemory`] when `estimate` exceeds the free memory.
     fn check_memory(&self, estimate: &host::MemoryEstimate) -> Result<()> {
         let (free, _) = self.ctx.mem_get_info().map_err(cuda_err("cuMemGetInfo"))?;
-        if estimate.total_bytes > free {
-            return Err(RuntimeError::DeviceMemory {
-                needed: estimate.total_bytes,
-                available: free,
-                detail: estimate.biggest(3),
-            });
-        }
-        Ok(())
+        estimate.check_fits(free)
     }
 }
 

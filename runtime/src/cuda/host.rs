@@ -37,6 +37,19 @@ impl MemoryEstimate {
             .collect::<Vec<_>>()
             .join("; ")
     }
+
+    /// `Ok` when the estimate fits in `free` bytes, else [`RuntimeError::DeviceMemory`] with
+    /// the bytes needed and available and the three biggest items.
+    pub fn check_fits(&self, free: usize) -> Result<()> {
+        if self.total_bytes > free {
+            return Err(RuntimeError::DeviceMemory {
+                needed: self.total_bytes,
+                available: free,
+                detail: self.biggest(3),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What a storage is filled with before the first kernel.
