@@ -141,18 +141,11 @@ __device__ __forceinline__ void stage_mma(const float (&acc)[MI][NI][4], float* 
         }
 }
 
-// TF32 tensor cores: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32. Shared memory holds
-// f32 (cp.async copies bytes); fragments are rounded to tf32 as they are read. Fragments (PTX ISA, g = lane >> 2, t = lane & 3):
-//   A (16 x 8, row): a0 (g, t)   a1 (g + 8, t)   a2 (g, t + 4)   a3 (g + 8, t + 4)
-//   B (8 x 8, col):  b0 (t, g)   b1 (t + 4, g)
-// Strides 36 and 72 make both fragment reads conflict-free: banks (4g + t) and (8t + g).
+// The accumulators of the tensor-core engines (one m16n8 fragment per warp sub-tile), their
+// zeroing and their staging into shared memory, shared by `Tf32` and `Bf16`.
 template <unsigned TILE_N>
-struct Tf32 {
+struct MmaAccumulators {
     typedef WarpGrid<TILE_N> G;
-    static constexpr unsigned AS_STRIDE = MAX_KT + 4;
-    static constexpr unsigned BS_STRIDE = TILE_N + 8;
-    static constexpr unsigned K_STEP = 8;
-
     float acc[G::MI][G::NI][4];
 
     __device__ __forceinline__ void zero() {
@@ -163,6 +156,25 @@ struct Tf32 {
 #pragma unroll
                 for (unsigned e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
     }
+
+    template <unsigned CS_STRIDE>
+    __device__ __forceinline__ void stage(float* Cs) const {
+        stage_mma<TILE_N, CS_STRIDE>(acc, Cs);
+    }
+};
+
+// TF32 tensor cores: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32. Shared memory holds
+// f32 (cp.async copies bytes); fragments are rounded to tf32 as they are read. Fragments (PTX ISA, g = lane >> 2, t = lane & 3):
+//   A (16 x 8, row): a0 (g, t)   a1 (g + 8, t)   a2 (g, t + 4)   a3 (g + 8, t + 4)
+//   B (8 x 8, col):  b0 (t, g)   b1 (t + 4, g)
+// Strides 36 and 72 make both fragment reads conflict-free: banks (4g + t) and (8t + g).
+template <unsigned TILE_N>
+struct Tf32 : MmaAccumulators<TILE_N> {
+    typedef WarpGrid<TILE_N> G;
+    using MmaAccumulators<TILE_N>::acc;
+    static constexpr unsigned AS_STRIDE = MAX_KT + 4;
+    static constexpr unsigned BS_STRIDE = TILE_N + 8;
+    static constexpr unsigned K_STEP = 8;
 
     template <unsigned KT>
     __device__ __forceinline__ void step(const float* As, const float* Bs) {
@@ -198,11 +210,6 @@ struct Tf32 {
                 }
         }
     }
-
-    template <unsigned CS_STRIDE>
-    __device__ __forceinline__ void stage(float* Cs) const {
-        stage_mma<TILE_N, CS_STRIDE>(acc, Cs);
-    }
 };
 
 // BF16 tensor cores: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, f32 accumulation.
@@ -213,22 +220,12 @@ struct Tf32 {
 //   B (16 x 8, col):  r0 (2t..2t+1, g)  r1 (2t+8..2t+9, g)
 // Strides 40 and TILE_N + 4 make the float2 A reads and scalar B reads conflict-free.
 template <unsigned TILE_N>
-struct Bf16 {
+struct Bf16 : MmaAccumulators<TILE_N> {
     typedef WarpGrid<TILE_N> G;
+    using MmaAccumulators<TILE_N>::acc;
     static constexpr unsigned AS_STRIDE = MAX_KT + 8;
     static constexpr unsigned BS_STRIDE = TILE_N + 4;
     static constexpr unsigned K_STEP = 16;
-
-    float acc[G::MI][G::NI][4];
-
-    __device__ __forceinline__ void zero() {
-#pragma unroll
-        for (unsigned mi = 0; mi < G::MI; ++mi)
-#pragma unroll
-            for (unsigned ni = 0; ni < G::NI; ++ni)
-#pragma unroll
-                for (unsigned e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
-    }
 
     template <unsigned KT>
     __device__ __forceinline__ void step(const float* As, const float* Bs) {
@@ -267,11 +264,6 @@ struct Bf16 {
                           "r"(b[ni][0]), "r"(b[ni][1]));
                 }
         }
-    }
-
-    template <unsigned CS_STRIDE>
-    __device__ __forceinline__ void stage(float* Cs) const {
-        stage_mma<TILE_N, CS_STRIDE>(acc, Cs);
     }
 };
 
