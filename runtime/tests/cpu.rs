@@ -11,6 +11,9 @@
 //! e4: 2 -> 0 r1   e5: 4 -> 3 r1                e6: 5 -> 3 r0               e7: 1 -> 2 r1
 //! ```
 
+mod common;
+
+use common::hand_graph;
 use pigeon_ir::builder::ModuleBuilder;
 use pigeon_ir::plan::{
     Buffer, BufferId, BufferKind, Epilogue, Gemm, Kernel, Layout, Level, Plan, RegId, RowIndex,
@@ -27,21 +30,6 @@ use pigeon_runtime::graph::Relation;
 use pigeon_runtime::layout::{graph_stats, Layouts};
 use pigeon_runtime::rng::Rng;
 use pigeon_runtime::{interpret, load_graph, HeteroGraph, RuntimeError, Tensor, WeightStore};
-
-fn hand_graph() -> HeteroGraph {
-    let rel = |n: &str| Relation { name: n.into(), src_type: None, dst_type: None };
-    HeteroGraph {
-        name: "hand".into(),
-        node_types: vec!["a".into(), "b".into(), "c".into()],
-        type_offsets: vec![0, 4, 6, 7],
-        relations: vec![rel("r0"), rel("r1"), rel("r2")],
-        src: vec![0, 0, 1, 3, 2, 4, 5, 1],
-        dst: vec![2, 2, 1, 2, 0, 3, 3, 2],
-        rel: vec![0, 0, 0, 1, 1, 1, 0, 1],
-        base_relations: 3,
-        ..HeteroGraph::default()
-    }
-}
 
 fn single_edge_graph() -> HeteroGraph {
     let rel = |n: &str| Relation { name: n.into(), src_type: None, dst_type: None };

@@ -12,6 +12,9 @@
 //! e4: 2 -> 0 r1   e5: 4 -> 3 r1   e6: 5 -> 3 r0   e7: 1 -> 2 r1
 //! ```
 
+mod common;
+
+use common::hand_graph;
 use pigeon_codegen::{CudaProgram, GraphArray, Grid, KernelLaunch, Options, Param, Segmentation};
 use pigeon_ir::plan::{
     Buffer, BufferId, BufferKind, Gemm, Kernel, KernelId, Plan, RowIndex, RowSpace, Schedule,
@@ -21,23 +24,7 @@ use pigeon_ir::shape::LinearForm;
 use pigeon_ir::{Arena, DType, Endpoint, EntityId, Init, Select, Shape, Weight, WeightKind};
 use pigeon_runtime::backend::Backend;
 use pigeon_runtime::cuda::{self, CudaBackend};
-use pigeon_runtime::graph::Relation;
 use pigeon_runtime::{HeteroGraph, RuntimeError};
-
-fn hand_graph() -> HeteroGraph {
-    let rel = |n: &str| Relation { name: n.into(), src_type: None, dst_type: None };
-    HeteroGraph {
-        name: "hand".into(),
-        node_types: vec!["a".into(), "b".into(), "c".into()],
-        type_offsets: vec![0, 4, 6, 7],
-        relations: vec![rel("r0"), rel("r1"), rel("r2")],
-        src: vec![0, 0, 1, 3, 2, 4, 5, 1],
-        dst: vec![2, 2, 1, 2, 0, 3, 3, 2],
-        rel: vec![0, 0, 0, 1, 1, 1, 0, 1],
-        base_relations: 3,
-        ..HeteroGraph::default()
-    }
-}
 
 // ---------------------------------------------------------------- without a GPU
 
