@@ -177,6 +177,28 @@ impl HeteroGraph {
         sizes
     }
 
+    /// The declared node type at endpoint `ep` of every relation, needed where a row keyed by
+    /// one endpoint selects by the other endpoint's type (compact rows). Errors name the first
+    /// relation that does not connect a single node-type pair.
+    pub fn relation_end_types(&self, ep: pigeon_ir::Endpoint) -> Result<Vec<u32>> {
+        self.relations
+            .iter()
+            .map(|rel| {
+                let t = match ep {
+                    pigeon_ir::Endpoint::Src => rel.src_type,
+                    pigeon_ir::Endpoint::Dst => rel.dst_type,
+                };
+                t.ok_or_else(|| {
+                    RuntimeError::Unsupported(format!(
+                        "the {ep} node type of relation `{}` is needed (a compact row selects by \
+                         it), but the relation does not connect a single node-type pair",
+                        rel.name
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// In-degree of every node over all relations (out-of-range ids are not counted).
     pub fn in_degrees(&self) -> Vec<u32> {
         let mut deg = vec![0u32; self.num_nodes()];

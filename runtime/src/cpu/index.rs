@@ -110,29 +110,11 @@ fn select<'a>(
             if ep == c {
                 RowMap::Compose(&table.node, Cow::Borrowed(types))
             } else {
-                RowMap::Compose(&table.rel, Cow::Owned(relation_types(env, sel)?))
+                RowMap::Compose(&table.rel, Cow::Owned(env.graph.relation_end_types(ep)?))
             }
         }
         _ => return Ok(None),
     }))
-}
-
-/// The declared source or destination type of each relation (needed by a compact row for the
-/// endpoint it is not keyed by).
-fn relation_types(env: &Env, sel: Select) -> Result<Vec<u32>> {
-    env.graph
-        .relations
-        .iter()
-        .map(|rel| {
-            let t = if sel == Select::SrcType { rel.src_type } else { rel.dst_type };
-            t.ok_or_else(|| {
-                RuntimeError::Unsupported(format!(
-                    "{sel} of a compact row needs relation `{}` to connect a single node-type pair",
-                    rel.name
-                ))
-            })
-        })
-        .collect()
 }
 
 /// For each element of a row of shape `out` (row-major), the element of a row of shape `from`

@@ -359,27 +359,8 @@ pub(crate) fn graph_array(graph: &HeteroGraph, l: &Layouts, a: GraphArray) -> Re
         GraphArray::CompactNode(ep) => compact(ep)?.node.clone(),
         GraphArray::CompactRel(ep) => compact(ep)?.rel.clone(),
         GraphArray::CompactEdgeRow(ep) => compact(ep)?.edge_row.clone(),
-        GraphArray::RelationType(ep) => relation_types(graph, ep)?,
+        GraphArray::RelationType(ep) => graph.relation_end_types(ep)?,
     })
-}
-
-/// The declared source or destination node type of each relation; an error naming the first
-/// relation that does not connect a single type pair.
-pub(crate) fn relation_types(graph: &HeteroGraph, ep: Endpoint) -> Result<Vec<u32>> {
-    graph
-        .relations
-        .iter()
-        .map(|rel| {
-            let t = if ep == Endpoint::Src { rel.src_type } else { rel.dst_type };
-            t.ok_or_else(|| {
-                RuntimeError::Unsupported(format!(
-                    "the {ep} node type of a relation is needed on the GPU, but relation `{}` \
-                     does not connect a single node-type pair",
-                    rel.name
-                ))
-            })
-        })
-        .collect()
 }
 
 /// The slice each row of `space` selects by `sel` in a buffer with rows `target` (only for
@@ -412,7 +393,7 @@ fn slice_table(
             if c == ep {
                 Ok(t.node.iter().map(|&n| types[n as usize]).collect())
             } else {
-                let rt = relation_types(graph, ep)?;
+                let rt = graph.relation_end_types(ep)?;
                 Ok(t.rel.iter().map(|&r| rt[r as usize]).collect())
             }
         }

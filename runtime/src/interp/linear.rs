@@ -88,20 +88,9 @@ pub(super) fn selection(ctx: &Ctx, rows: Domain, by: Select, w: Domain) -> Resul
 /// declared type pair.
 fn other_end_types(ctx: &Ctx, by: Select, ep: Endpoint) -> Result<Vec<usize>> {
     let table = ctx.compact(ep);
-    table
-        .rel
-        .iter()
-        .map(|&r| {
-            let rel = &ctx.graph.relations[r as usize];
-            let t = if by == Select::SrcType { rel.src_type } else { rel.dst_type };
-            t.map(|t| t as usize).ok_or_else(|| {
-                RuntimeError::Unsupported(format!(
-                    "{by} of a compact.{ep} row needs relation `{}` to connect a single node-type pair",
-                    rel.name
-                ))
-            })
-        })
-        .collect()
+    let end = if by == Select::SrcType { Endpoint::Src } else { Endpoint::Dst };
+    let types = ctx.graph.relation_end_types(end)?;
+    Ok(table.rel.iter().map(|&r| types[r as usize] as usize).collect())
 }
 
 /// The weight-like `w`'s slice per row of a `domain` value.
