@@ -104,6 +104,108 @@ pub fn infer_type(op: &Op, ty: &dyn Fn(crate::ValueId) -> Option<Type>) -> Resul
             }
             Ok(Type { domain: Domain::Node, ..t })
         }
+        op => infer_derivative(op, &get),
+    }
+}
+
+/// The typing rules of the derivative operators (see [`Op::is_derivative`]).
+fn infer_derivative(
+    op: &Op,
+    get: &dyn Fn(crate::ValueId) -> Result<Type, String>,
+) -> Result<Type, String> {
+    match op {
+        Op::Scatter { x, index } => {
+            let t = get(*x)?;
+            let (from, to) = match index {
+                Index::Node(e) if t.domain == Domain::Compact(*e) => (t.domain, Domain::Node),
+                Index::Node(_) => (Domain::Edge, Domain::Node),
+                Index::EdgeToCompact(e) => (Domain::Edge, Domain::Compact(*e)),
+                Index::CompactNode(e) => (Domain::Compact(*e), Domain::Node),
+            };
+            if t.domain != from {
+                return Err(format!(
+                    "scatter by {index} takes a {from} value, but {x} is {}",
+                    t.domain
+                ));
+            }
+            Ok(Type { domain: to, ..t })
+        }
+        Op::SliceSum { x, by, domain } => {
+            let t = get(*x)?;
+            if !domain.is_weight_like() {
+                return Err(format!("slice sums into a weight-like domain, not {domain}"));
+            }
+            check_select(t.domain, domain, *by)?;
+            Ok(Type { domain: *domain, ..t })
+        }
+        Op::SumTo { x, shape: s } => {
+            let t = get(*x)?;
+            if shape::broadcast(s, &t.shape).as_ref() != Some(&t.shape) {
+                return Err(format!(
+                    "cannot sum {} down to {s}: {s} does not broadcast to it",
+                    t.shape
+                ));
+            }
+            Ok(Type { shape: s.clone(), ..t })
+        }
+        Op::Transpose { x } => {
+            let mut t = get(*x)?;
+            let r = t.shape.rank();
+            if r < 2 {
+                return Err(format!("transpose needs two axes, got {}", t.shape));
+            }
+            t.shape.0.swap(r - 2, r - 1);
+            Ok(t)
+        }
+        Op::LinearGrad { x, dy, by, domain, shape: ws } => {
+            let (tx, tg) = (get(*x)?, get(*dy)?);
+            check_select(tx.domain, domain, *by)?;
+            if tx.domain != tg.domain {
+                return Err(format!(
+                    "linear gradient rows differ: {} and {}",
+                    tx.domain, tg.domain
+                ));
+            }
+            match shape::linear(&tx.shape, ws) {
+                Some((out, _)) if out == tg.shape => {}
+                _ => {
+                    return Err(format!(
+                        "a {} row times a {ws} weight does not give the adjoint's {}",
+                        tx.shape, tg.shape
+                    ))
+                }
+            }
+            Ok(Type { domain: *domain, shape: ws.clone(), dtype: tx.dtype })
+        }
+        Op::UnaryGrad { x, dy, .. } => {
+            let (tx, tg) = (get(*x)?, get(*dy)?);
+            if tx.domain != tg.domain || tx.shape != tg.shape {
+                return Err(format!("unary gradient operands differ: {tx} and {tg}"));
+            }
+            Ok(tg)
+        }
+        Op::GroupSize { .. } => {
+            Ok(Type { domain: Domain::Edge, shape: Shape::scalar(), dtype: crate::DType::F32 })
+        }
+        Op::MaxGrad { x, dy, .. } => {
+            let (tx, tg) = (get(*x)?, get(*dy)?);
+            if tx.domain != Domain::Edge || tg.domain != Domain::Node || tx.shape != tg.shape {
+                return Err(format!("max gradient needs an edge value and a node adjoint of one shape, got {tx} and {tg}"));
+            }
+            Ok(tx)
+        }
+        Op::Narrow { x, start, len } => {
+            let mut t = get(*x)?;
+            let last = t.shape.0.last_mut().ok_or("narrow needs an axis")?;
+            if *len == 0 || start.checked_add(*len).is_none_or(|end| end > *last) {
+                return Err(format!(
+                    "cannot take {len} elements from {start} of an axis of {last}"
+                ));
+            }
+            *last = *len;
+            Ok(t)
+        }
+        _ => Err("not a derivative operator".into()),
     }
 }
 

@@ -402,23 +402,161 @@ pub enum Op {
         /// The edge value.
         x: ValueId,
     },
+
+    // Derivative operators: what the autodiff pass (`passes/src/autodiff.rs`) emits besides
+    // the forward operators. Each is the transpose or derivative of one forward operator.
+    /// The transpose of [`Op::Gather`]: each row of the domain a gather by `index` reads sums
+    /// the rows of `x` that read it (rows nobody reads are 0). `x` is an edge value for the
+    /// node and compact indices, a compact value for `node.src` / `node.dst`.
+    Scatter {
+        /// The value scattered (in the gather's result domain).
+        x: ValueId,
+        /// The gather index being transposed.
+        index: Index,
+    },
+    /// The transpose of [`Op::Slice`]: each row of the weight-like `domain` sums the rows of
+    /// `x` that select it by `by`.
+    SliceSum {
+        /// The row value.
+        x: ValueId,
+        /// The selector of the slice being transposed.
+        by: Select,
+        /// The weight-like domain of the result.
+        domain: Domain,
+    },
+    /// Sums each row down to `shape`, a shape that broadcasts to the row's shape (the
+    /// transpose of broadcasting).
+    SumTo {
+        /// The operand.
+        x: ValueId,
+        /// The per-row shape of the result.
+        shape: Shape,
+    },
+    /// Swaps the last two axes of each row (`[.., K, N] -> [.., N, K]`).
+    Transpose {
+        /// The operand (rank at least 2).
+        x: ValueId,
+    },
+    /// The weight gradient of [`Op::Linear`]: for each row `s` of the weight-like `domain`,
+    /// the sum over the rows `i` of `x` that select `s` by `by` of the outer product of `x_i`
+    /// and `dy_i`, contracted as the linear's form with a weight of per-row `shape` says.
+    LinearGrad {
+        /// The linear's row operand.
+        x: ValueId,
+        /// The adjoint of the linear's result.
+        dy: ValueId,
+        /// The linear's selector.
+        by: Select,
+        /// The weight's domain.
+        domain: Domain,
+        /// The weight's per-row shape.
+        shape: Shape,
+    },
+    /// `dy * f'(x)`, element-wise.
+    UnaryGrad {
+        /// The function differentiated.
+        op: UnaryOp,
+        /// The function's operand.
+        x: ValueId,
+        /// The adjoint of the function's result.
+        dy: ValueId,
+    },
+    /// A scalar per edge: the number of edges in its aggregation group (its destination's
+    /// incoming edges, or those of its relation among them). What a mean divides by.
+    GroupSize {
+        /// The grouping.
+        group: AggGroup,
+    },
+    /// The adjoint of a max aggregation's edge operand: per element, the destination's `dy`
+    /// goes to the first incoming edge (of the group) whose `x` attains the maximum; other
+    /// edges get 0.
+    MaxGrad {
+        /// The grouping of the aggregation.
+        group: AggGroup,
+        /// The aggregation's edge operand.
+        x: ValueId,
+        /// The adjoint of the aggregation's node result.
+        dy: ValueId,
+    },
+    /// Elements `start..start + len` of the last axis (the adjoint of one concat operand).
+    Narrow {
+        /// The operand.
+        x: ValueId,
+        /// First element kept.
+        start: usize,
+        /// Number of elements kept.
+        len: usize,
+    },
 }
 
 impl Op {
     /// The operands of this instruction, in order.
     pub fn operands(&self) -> Vec<ValueId> {
         match self {
-            Op::Input { .. } | Op::Weight(_) | Op::Const(_) => Vec::new(),
+            Op::Input { .. } | Op::Weight(_) | Op::Const(_) | Op::GroupSize { .. } => Vec::new(),
             Op::Gather { x, .. }
             | Op::Unary { x, .. }
             | Op::View { x, .. }
             | Op::EdgeSoftmax { x }
-            | Op::Aggregate { x, .. } => vec![*x],
+            | Op::Aggregate { x, .. }
+            | Op::Scatter { x, .. }
+            | Op::SliceSum { x, .. }
+            | Op::SumTo { x, .. }
+            | Op::Transpose { x }
+            | Op::Narrow { x, .. } => vec![*x],
             Op::Slice { w, .. } => vec![*w],
             Op::Linear { x, w, .. } => vec![*x, *w],
             Op::Binary { a, b, .. } | Op::Dot { a, b } => vec![*a, *b],
+            Op::LinearGrad { x, dy, .. }
+            | Op::UnaryGrad { x, dy, .. }
+            | Op::MaxGrad { x, dy, .. } => {
+                vec![*x, *dy]
+            }
             Op::Concat { xs } => xs.clone(),
         }
+    }
+
+    /// The operands of this instruction, in order, for rewriting in place.
+    pub fn operands_mut(&mut self) -> Vec<&mut ValueId> {
+        match self {
+            Op::Input { .. } | Op::Weight(_) | Op::Const(_) | Op::GroupSize { .. } => Vec::new(),
+            Op::Gather { x, .. }
+            | Op::Unary { x, .. }
+            | Op::View { x, .. }
+            | Op::EdgeSoftmax { x }
+            | Op::Aggregate { x, .. }
+            | Op::Scatter { x, .. }
+            | Op::SliceSum { x, .. }
+            | Op::SumTo { x, .. }
+            | Op::Transpose { x }
+            | Op::Narrow { x, .. } => vec![x],
+            Op::Slice { w, .. } => vec![w],
+            Op::Linear { x, w, .. } => vec![x, w],
+            Op::Binary { a, b, .. } | Op::Dot { a, b } => vec![a, b],
+            Op::LinearGrad { x, dy, .. }
+            | Op::UnaryGrad { x, dy, .. }
+            | Op::MaxGrad { x, dy, .. } => {
+                vec![x, dy]
+            }
+            Op::Concat { xs } => xs.iter_mut().collect(),
+        }
+    }
+
+    /// Whether this is one of the derivative operators only the autodiff pass emits
+    /// ([`Op::Scatter`] to [`Op::Narrow`]), which have no kernel template yet.
+    pub fn is_derivative(&self) -> bool {
+        matches!(
+            self,
+            Op::Scatter { .. }
+                | Op::SliceSum { .. }
+                | Op::SumTo { .. }
+                | Op::Transpose { .. }
+                | Op::LinearGrad { .. }
+                | Op::UnaryGrad { .. }
+                | Op::GroupSize { .. }
+                | Op::MaxGrad { .. }
+                | Op::Narrow { .. }
+        )
     }
 }
 

@@ -486,7 +486,16 @@ impl ModuleParser {
 pub(crate) const UNARY: [&str; 10] =
     ["neg", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "exp", "log", "sqrt"];
 pub(crate) const BINARY: [&str; 5] = ["add", "sub", "mul", "div", "max"];
-const OTHER: [&str; 11] = [
+const OTHER: [&str; 20] = [
+    "scatter",
+    "slice_sum",
+    "sum_to",
+    "transpose",
+    "linear_grad",
+    "grad",
+    "group_size",
+    "max_grad",
+    "narrow",
     "input",
     "weight",
     "const",
@@ -562,19 +571,81 @@ fn keyword_op(word: &str, cur: &mut Cursor) -> Result<Op, IrError> {
         }
         "concat" => Op::Concat { xs: value_list(cur)? },
         "softmax" => Op::EdgeSoftmax { x: cur.value()? },
-        _ => aggregate(cur)?,
+        "aggregate" => aggregate(cur)?,
+        _ => derivative_op(word, cur)?,
     })
+}
+
+/// The rest of a derivative operator (`scatter`, ..., `narrow`) after its keyword `word`.
+fn derivative_op(word: &str, cur: &mut Cursor) -> Result<Op, IrError> {
+    let pair = |cur: &mut Cursor| -> Result<(ValueId, ValueId), IrError> {
+        let a = cur.value()?;
+        cur.punct(',')?;
+        Ok((a, cur.value()?))
+    };
+    Ok(match word {
+        "scatter" => {
+            let x = cur.value()?;
+            cur.keyword("by")?;
+            Op::Scatter { x, index: index(cur)? }
+        }
+        "slice_sum" => {
+            let x = cur.value()?;
+            cur.keyword("by")?;
+            let by = select(cur)?;
+            cur.keyword("to")?;
+            Op::SliceSum { x, by, domain: cur.domain()? }
+        }
+        "sum_to" => {
+            let x = cur.value()?;
+            cur.keyword("as")?;
+            Op::SumTo { x, shape: cur.shape()? }
+        }
+        "transpose" => Op::Transpose { x: cur.value()? },
+        "linear_grad" => {
+            let (x, dy) = pair(cur)?;
+            cur.keyword("by")?;
+            let by = select(cur)?;
+            cur.keyword("to")?;
+            let domain = cur.domain()?;
+            Op::LinearGrad { x, dy, by, domain, shape: cur.shape()? }
+        }
+        "grad" => {
+            let i = cur.one_of(&UNARY)?;
+            let op = unary(i, cur)?;
+            let (x, dy) = pair(cur)?;
+            Op::UnaryGrad { op, x, dy }
+        }
+        "group_size" => Op::GroupSize { group: group(cur) },
+        "max_grad" => {
+            let group = group(cur);
+            let (x, dy) = pair(cur)?;
+            Op::MaxGrad { group, x, dy }
+        }
+        _ => {
+            let x = cur.value()?;
+            cur.keyword("from")?;
+            let start = cur.number("the first element")?;
+            cur.keyword("len")?;
+            Op::Narrow { x, start, len: cur.number("the number of elements")? }
+        }
+    })
+}
+
+/// An optional `per_relation`.
+fn group(cur: &mut Cursor) -> AggGroup {
+    if cur.at_word("per_relation") {
+        cur.bump();
+        AggGroup::PerRelation
+    } else {
+        AggGroup::All
+    }
 }
 
 /// `agg [per_relation] VID`, after `aggregate`.
 fn aggregate(cur: &mut Cursor) -> Result<Op, IrError> {
     let op = [AggOp::Sum, AggOp::Mean, AggOp::Max][cur.one_of(&["sum", "mean", "max"])?];
-    let group = if cur.at_word("per_relation") {
-        cur.bump();
-        AggGroup::PerRelation
-    } else {
-        AggGroup::All
-    };
+    let group = group(cur);
     Ok(Op::Aggregate { op, group, x: cur.value()? })
 }
 

@@ -57,6 +57,15 @@
 //!          | "concat" [ VID { "," VID } ]
 //!          | "softmax" VID
 //!          | "aggregate" agg [ "per_relation" ] VID
+//!          | "scatter" VID "by" index                  (derivative operators, from autodiff)
+//!          | "slice_sum" VID "by" select "to" domain
+//!          | "sum_to" VID "as" shape
+//!          | "transpose" VID
+//!          | "linear_grad" VID "," VID "by" select "to" domain shape
+//!          | "grad" unary VID "," VID
+//!          | "group_size" [ "per_relation" ]
+//!          | "max_grad" [ "per_relation" ] VID "," VID
+//!          | "narrow" VID "from" UINT "len" UINT
 //! index   := "src" | "dst" | "compact.src" | "compact.dst" | "node.src" | "node.dst"
 //! select  := "same" | "relation" | "ntype" | "src.ntype" | "dst.ntype"
 //! unary   := "neg" | "relu" | "leaky_relu" "(" FLOAT ")" | "elu" "(" FLOAT ")" | "gelu"
@@ -185,6 +194,25 @@ pub fn op(op: &Op) -> String {
             AggGroup::All => format!("aggregate {} {x}", op.name()),
             AggGroup::PerRelation => format!("aggregate {} per_relation {x}", op.name()),
         },
+        Op::Scatter { x, index } => format!("scatter {x} by {index}"),
+        Op::SliceSum { x, by, domain } => format!("slice_sum {x} by {by} to {domain}"),
+        Op::SumTo { x, shape } => format!("sum_to {x} as {shape}"),
+        Op::Transpose { x } => format!("transpose {x}"),
+        Op::LinearGrad { x, dy, by, domain, shape } => {
+            format!("linear_grad {x}, {dy} by {by} to {domain} {shape}")
+        }
+        Op::UnaryGrad { op, x, dy } => format!("grad {} {x}, {dy}", unary(*op)),
+        Op::GroupSize { group } => format!("group_size{}", per_relation(*group)),
+        Op::MaxGrad { group, x, dy } => format!("max_grad{} {x}, {dy}", per_relation(*group)),
+        Op::Narrow { x, start, len } => format!("narrow {x} from {start} len {len}"),
+    }
+}
+
+/// ` per_relation` for a per-relation grouping, nothing otherwise.
+fn per_relation(group: AggGroup) -> &'static str {
+    match group {
+        AggGroup::All => "",
+        AggGroup::PerRelation => " per_relation",
     }
 }
 

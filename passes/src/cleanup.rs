@@ -157,27 +157,8 @@ fn merged_names(module: &Module, canon: &[ValueId]) -> HashMap<ValueId, Option<S
 /// `op` with every operand `x` replaced by `f(x)`.
 pub(crate) fn remap(op: &Op, f: impl Fn(ValueId) -> ValueId) -> Op {
     let mut op = op.clone();
-    match &mut op {
-        Op::Input { .. } | Op::Weight(_) | Op::Const(_) => {}
-        Op::Gather { x, .. }
-        | Op::Unary { x, .. }
-        | Op::View { x, .. }
-        | Op::EdgeSoftmax { x }
-        | Op::Aggregate { x, .. } => *x = f(*x),
-        Op::Slice { w, .. } => *w = f(*w),
-        Op::Linear { x, w, .. } => {
-            *x = f(*x);
-            *w = f(*w);
-        }
-        Op::Binary { a, b, .. } | Op::Dot { a, b } => {
-            *a = f(*a);
-            *b = f(*b);
-        }
-        Op::Concat { xs } => {
-            for x in xs.iter_mut() {
-                *x = f(*x);
-            }
-        }
+    for x in op.operands_mut() {
+        *x = f(*x);
     }
     op
 }

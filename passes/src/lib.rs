@@ -6,6 +6,7 @@
 //! [`Options`], so an ablation is one flag. `pigeon dump --stage opt|plan --after PASS` shows any
 //! point of the pipeline.
 
+pub mod autodiff;
 pub mod cleanup;
 pub mod error;
 pub mod fuse;

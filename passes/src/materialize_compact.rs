@@ -261,6 +261,8 @@ fn analyse(module: &Module) -> Analysis {
             | Op::Weight(_)
             | Op::Const(_)
             | Op::Aggregate { .. } => Dep::Edge,
+            // Derivative operators are never compacted.
+            _ => Dep::Edge,
         };
         dep[v.index()] = Some(d);
         let own = matches!(inst.op, Op::Linear { .. } | Op::Dot { .. });

@@ -12,6 +12,7 @@
 //! [`RuntimeError::InvalidGraph`], and an inconsistent module (an operand used before its
 //! definition, a result that does not match its declared type) is [`RuntimeError::Internal`].
 
+mod derivative;
 mod elementwise;
 mod layout;
 mod linear;
@@ -332,6 +333,7 @@ fn compute<'v>(
         }
         Op::EdgeSoftmax { x } => reduce::edge_softmax(ctx, val(*x)?),
         Op::Aggregate { op, group, x } => reduce::aggregate(ctx, *op, *group, val(*x)?),
+        op => derivative::compute(ctx, op, val),
     }
 }
 

@@ -116,6 +116,13 @@ impl Body<'_, '_> {
             Op::Input { .. } | Op::Weight(_) => {
                 return Err(internal(format!("{m}: inputs and weights are not computed")))
             }
+            op => {
+                return Err(PassError::Unsupported(format!(
+                    "{m}: the derivative operator `{}` has no kernel template yet; run \
+                     backward modules on the reference interpreter",
+                    pigeon_ir::text::op(op)
+                )))
+            }
         };
         let r = self.push(level, op, shape);
         self.regs.insert(m, r);

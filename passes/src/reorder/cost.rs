@@ -73,6 +73,14 @@ pub fn op_cost(stats: &GraphStats, op: &Op, ty: &Type, args: &[Type]) -> f64 {
         Op::EdgeSoftmax { .. } => 3.0 * rows * numel,
         Op::Aggregate { .. } => stats.rows(Domain::Edge) as f64 * numel,
         Op::Gather { .. } | Op::Concat { .. } => 0.0,
+        Op::LinearGrad { .. } => match args {
+            [x, dy] => {
+                stats.rows(x.domain) as f64 * x.shape.numel() as f64 * dy.shape.numel() as f64
+            }
+            _ => 0.0,
+        },
+        // Row-by-row derivative operators: one pass over their operand.
+        _ => args.first().map_or(rows, |a| stats.rows(a.domain) as f64) * numel,
     };
     work + written + PER_INSTRUCTION
 }

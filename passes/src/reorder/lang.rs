@@ -48,29 +48,12 @@ impl Language for RNode {
 pub fn with_operands(op: &Op, new: &[ValueId]) -> Op {
     let mut op = op.clone();
     let mut it = new.iter().copied();
-    let mut put = |v: &mut ValueId| {
+    let put = |v: &mut ValueId| {
         if let Some(n) = it.next() {
             *v = n;
         }
     };
-    match &mut op {
-        Op::Input { .. } | Op::Weight(_) | Op::Const(_) => {}
-        Op::Gather { x, .. }
-        | Op::Unary { x, .. }
-        | Op::View { x, .. }
-        | Op::EdgeSoftmax { x }
-        | Op::Aggregate { x, .. } => put(x),
-        Op::Slice { w, .. } => put(w),
-        Op::Linear { x, w, .. } => {
-            put(x);
-            put(w);
-        }
-        Op::Binary { a, b, .. } | Op::Dot { a, b } => {
-            put(a);
-            put(b);
-        }
-        Op::Concat { xs } => xs.iter_mut().for_each(put),
-    }
+    op.operands_mut().into_iter().for_each(put);
     op
 }
 

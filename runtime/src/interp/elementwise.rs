@@ -15,7 +15,7 @@ fn internal(m: String) -> RuntimeError {
 
 /// For each element of a row of shape `out` (row-major), the element of a row of shape `from`
 /// it reads under broadcasting.
-fn broadcast_offsets(from: &Shape, out: &Shape) -> Vec<usize> {
+pub(super) fn broadcast_offsets(from: &Shape, out: &Shape) -> Vec<usize> {
     let rank = out.rank();
     let strides = broadcast_strides(from, rank);
     let dims = out.dims();

@@ -34,7 +34,20 @@ fn edge_nodes<'g>(ctx: &Ctx<'g>, ep: Endpoint) -> &'g [u32] {
 
 /// Rows of a `to` value reading rows of `x` through `index`.
 pub(super) fn gather(ctx: &Ctx, x: Val, index: Index, to: Domain) -> Result<Tensor> {
-    let (from, map) = match (index, to) {
+    let (from, map) = gather_map(ctx, index, to)?;
+    if x.domain != from {
+        return Err(internal(format!(
+            "gather by {index} reads a {from} value, got a {} value",
+            x.domain
+        )));
+    }
+    Ok(take_rows(x.t, &map))
+}
+
+/// For a gather by `index` producing a `to` value: the domain it reads, and for each result
+/// row the row it reads.
+pub(super) fn gather_map(ctx: &Ctx, index: Index, to: Domain) -> Result<(Domain, Vec<usize>)> {
+    Ok(match (index, to) {
         (Index::Node(ep), Domain::Edge) => (Domain::Node, to_usize(edge_nodes(ctx, ep))),
         (Index::Node(ep) | Index::CompactNode(ep), Domain::Compact(c)) if ep == c => {
             (Domain::Node, to_usize(&ctx.compact(ep).node))
@@ -43,14 +56,7 @@ pub(super) fn gather(ctx: &Ctx, x: Val, index: Index, to: Domain) -> Result<Tens
             (Domain::Compact(ep), to_usize(&ctx.compact(ep).edge_row))
         }
         _ => return Err(internal(format!("gather by {index} cannot produce a {to} value"))),
-    };
-    if x.domain != from {
-        return Err(internal(format!(
-            "gather by {index} reads a {from} value, got a {} value",
-            x.domain
-        )));
-    }
-    Ok(take_rows(x.t, &map))
+    })
 }
 
 /// For each row of a `rows` value, the row of the weight-like `w` domain it selects by `by`.
@@ -115,7 +121,7 @@ pub(super) fn linear(ctx: &Ctx, x: Val, w: Val, by: Select) -> Result<Tensor> {
 }
 
 /// `out = x @ w` for one row, in the given form (see `pigeon_ir::shape::LinearForm`).
-fn contract(form: &LinearForm, x: &[f64], w: &[f64], out: &mut [f64]) {
+pub(super) fn contract(form: &LinearForm, x: &[f64], w: &[f64], out: &mut [f64]) {
     match *form {
         // [K] x [K, N..]: out[j] = sum_k x[k] w[k, j]
         LinearForm::Plain { k, n } => matvec(x, w, k, n, out),

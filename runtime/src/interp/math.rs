@@ -174,6 +174,41 @@ pub fn unary(op: UnaryOp, x: f64) -> f64 {
     }
 }
 
+/// The derivative `f'(x)` of one element-wise function (the subgradient 0 at the kinks of
+/// `relu` and `leaky_relu`'s slope there, as PyTorch takes them).
+pub fn unary_derivative(op: UnaryOp, x: f64) -> f64 {
+    match op {
+        UnaryOp::Neg => -1.0,
+        UnaryOp::Relu => f64::from(u8::from(x > 0.0)),
+        UnaryOp::LeakyRelu(slope) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                slope
+            }
+        }
+        UnaryOp::Elu(alpha) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                alpha * x.exp()
+            }
+        }
+        UnaryOp::Gelu => {
+            let density = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            normal_cdf(x) + x * density
+        }
+        UnaryOp::Tanh => 1.0 - x.tanh().powi(2),
+        UnaryOp::Sigmoid => {
+            let s = 1.0 / (1.0 + (-x).exp());
+            s * (1.0 - s)
+        }
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => 1.0 / x,
+        UnaryOp::Sqrt => 0.5 / x.sqrt(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

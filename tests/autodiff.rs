@@ -1,0 +1,274 @@
+//! Gradient checks of the autodiff pass: for every zoo model on every adversarial graph, the
+//! gradients of `sum_o <out_o, seed_o>` with respect to every weight and every input that the
+//! reference interpreter computes from the differentiated module match central finite
+//! differences of the forward module in f64; the split forward/backward pair gives the same
+//! gradients as the single differentiated module; and one operator at a time on a tiny graph.
+
+mod common;
+
+use common::{adversarial_graphs, compile_zoo, zoo};
+use pigeon::ir::builder::ModuleBuilder;
+use pigeon::ir::{
+    AggGroup, AggOp, BinaryOp, Domain, Endpoint, Index, Init, Module, Select, UnaryOp, WeightKind,
+};
+use pigeon::passes::autodiff::{differentiate, split, Differentiated};
+use pigeon::runtime::bind::bind_inputs;
+use pigeon::runtime::graph::HeteroGraph;
+use pigeon::runtime::interp::interpret;
+use pigeon::runtime::rng::Rng;
+use pigeon::runtime::tensor::Tensor;
+use pigeon::runtime::weights::WeightStore;
+
+/// Step of the central differences; f64 keeps truncation and rounding error near 1e-9.
+const H: f64 = 1e-5;
+/// Largest |autodiff - finite difference| allowed, relative to max(1, the largest gradient).
+const TOL: f64 = 1e-6;
+
+struct Case {
+    module: Module,
+    graph: HeteroGraph,
+    inputs: Vec<(String, Tensor)>,
+    weights: WeightStore,
+    seeds: Vec<(String, Tensor)>,
+}
+
+impl Case {
+    fn new(module: Module, graph: HeteroGraph, seed: u64) -> Self {
+        let mut weights =
+            WeightStore::init(&module, graph.num_relations(), graph.num_node_types(), seed);
+        // Zero biases and unit scales would hide a missing or misplaced term.
+        weights.perturb(0.5, seed + 1);
+        let (inputs, _) = bind_inputs(&module, &graph, seed + 2).expect("bind");
+        let outs = interpret(&module, &graph, &inputs, &weights).expect("forward");
+        let mut rng = Rng::new(seed + 3);
+        let seeds = outs
+            .iter()
+            .map(|(name, t)| {
+                let data = (0..t.data.len()).map(|_| rng.normal()).collect();
+                (name.clone(), Tensor { rows: t.rows, shape: t.shape.clone(), data })
+            })
+            .collect();
+        Case { module, graph, inputs, weights, seeds }
+    }
+
+    /// `sum_o <out_o, seed_o>` of the forward module.
+    fn loss(&self, inputs: &[(String, Tensor)], weights: &WeightStore) -> f64 {
+        let outs = interpret(&self.module, &self.graph, inputs, weights).expect("forward");
+        outs.iter()
+            .zip(&self.seeds)
+            .map(|((_, t), (_, s))| t.data.iter().zip(&s.data).map(|(a, b)| a * b).sum::<f64>())
+            .sum()
+    }
+
+    /// The differentiated module's gradient outputs, by name.
+    fn autodiff(&self, d: &Differentiated) -> Vec<(String, Tensor)> {
+        let mut inputs = self.inputs.clone();
+        for (out, seed_name) in &d.seeds {
+            let s = self.seeds.iter().find(|(n, _)| n == out).expect("seed").1.clone();
+            inputs.push((seed_name.clone(), s));
+        }
+        let outs = interpret(&d.module, &self.graph, &inputs, &self.weights)
+            .unwrap_or_else(|e| panic!("{}: backward: {e}\n{}", self.module.name, d.module));
+        outs.into_iter().filter(|(n, _)| n.starts_with("grad:")).collect()
+    }
+
+    /// Checks up to `per_tensor` entries of every weight and input gradient against central
+    /// differences; returns the number of entries checked.
+    fn check(&self, d: &Differentiated, per_tensor: usize) -> usize {
+        let grads = self.autodiff(d);
+        let mut checked = 0;
+        for (w, out) in &d.weight_grads {
+            let g = &grads.iter().find(|(n, _)| n == out).expect("weight grad").1;
+            for i in picks(g.data.len(), per_tensor) {
+                let f = |delta: f64| {
+                    let mut ws = self.weights.clone();
+                    ws.get_mut(*w).expect("weight").data[i] += delta;
+                    self.loss(&self.inputs, &ws)
+                };
+                self.compare(out, i, g, (f(H) - f(-H)) / (2.0 * H));
+                checked += 1;
+            }
+        }
+        for (input, out) in &d.input_grads {
+            let g = &grads.iter().find(|(n, _)| n == out).expect("input grad").1;
+            let at = self.inputs.iter().position(|(n, _)| n == input).expect("input");
+            for i in picks(g.data.len(), per_tensor) {
+                let f = |delta: f64| {
+                    let mut xs = self.inputs.clone();
+                    xs[at].1.data[i] += delta;
+                    self.loss(&xs, &self.weights)
+                };
+                self.compare(out, i, g, (f(H) - f(-H)) / (2.0 * H));
+                checked += 1;
+            }
+        }
+        checked
+    }
+
+    fn compare(&self, what: &str, i: usize, g: &Tensor, fd: f64) {
+        let scale = g.data.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+        let ad = g.data[i];
+        assert!(
+            (ad - fd).abs() <= TOL * scale,
+            "{} on {}: {what}[{i}]: autodiff {ad:.12e}, finite difference {fd:.12e}",
+            self.module.name,
+            self.graph.name
+        );
+    }
+}
+
+/// Up to `n` indices spread over `0..len` (all of them when `len <= n`).
+fn picks(len: usize, n: usize) -> Vec<usize> {
+    if len <= n {
+        return (0..len).collect();
+    }
+    let mut v: Vec<usize> = (0..n).map(|k| k * len / n + (k * 7) % (len / n).max(1)).collect();
+    v.dedup();
+    v
+}
+
+fn all_inputs(m: &Module) -> Vec<String> {
+    m.inputs().into_iter().map(|d| d.name).collect()
+}
+
+#[test]
+fn every_zoo_model_matches_finite_differences_on_adversarial_graphs() {
+    let mut total = 0;
+    for (name, params) in zoo() {
+        let module = compile_zoo(name, &params);
+        let names = all_inputs(&module);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let d = differentiate(&module, &refs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for graph in adversarial_graphs() {
+            let case = Case::new(module.clone(), graph, 11);
+            total += case.check(&d, 12);
+        }
+    }
+    assert!(total > 1000, "only {total} gradient entries checked");
+}
+
+#[test]
+fn split_forward_and_backward_give_the_same_gradients() {
+    for (name, params) in zoo() {
+        let module = compile_zoo(name, &params);
+        let names = all_inputs(&module);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let d = differentiate(&module, &refs).expect("differentiate");
+        let s = split(&d).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(s.backward.insts.values().all(|i| !matches!(
+            i.op,
+            pigeon::ir::Op::Input { ref name } if name.starts_with("saved:") && i.ty.domain.is_weight_like()
+        )));
+        let graph = adversarial_graphs().remove(0);
+        let case = Case::new(module.clone(), graph, 5);
+        let want = case.autodiff(&d);
+        // Forward, then backward from the saved values, the inputs and the seeds.
+        let fwd = interpret(&s.forward, &case.graph, &case.inputs, &case.weights).expect("fwd");
+        let mut inputs = case.inputs.clone();
+        inputs.extend(fwd.into_iter().filter(|(n, _)| n.starts_with("saved:")));
+        for (out, seed_name) in &d.seeds {
+            let t = case.seeds.iter().find(|(n, _)| n == out).expect("seed").1.clone();
+            inputs.push((seed_name.clone(), t));
+        }
+        let got = interpret(&s.backward, &case.graph, &inputs, &case.weights).expect("bwd");
+        assert_eq!(got.len(), want.len(), "{name}");
+        for ((gn, gt), (wn, wt)) in got.iter().zip(&want) {
+            assert_eq!(gn, wn);
+            assert_eq!(gt.data, wt.data, "{name}: {gn}");
+        }
+        assert_eq!(s.saved.len(), s.saved.iter().filter(|v| !v.ty.domain.is_weight_like()).count());
+    }
+}
+
+/// A tiny graph with two node types, three relations, a multi-edge and a node with no
+/// incoming edge.
+fn tiny() -> HeteroGraph {
+    common::graph(
+        "tiny",
+        &[("a", 3), ("b", 2)],
+        3,
+        &[(0, 1, 0), (0, 1, 0), (2, 1, 1), (3, 0, 2), (4, 0, 0), (1, 3, 1), (0, 3, 1), (4, 4, 2)],
+    )
+}
+
+/// Builds a one-operator model around `body` (which gets the builder, the node input `h` of
+/// shape [3] and a per-relation weight `W` [3, 2]) and checks all of its gradients.
+fn check_op(
+    what: &str,
+    body: impl Fn(&mut ModuleBuilder, pigeon::ir::ValueId, pigeon::ir::ValueId) -> pigeon::ir::ValueId,
+) {
+    let mut b = ModuleBuilder::new(what);
+    let h = b.input("h", Domain::Node, &[3]).expect("input");
+    let w = b.weight("W", WeightKind::PerRelation, &[3, 2], Init::Glorot).expect("weight");
+    let out = body(&mut b, h, w);
+    b.output("out", out);
+    let module = b.finish().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let d = differentiate(&module, &["h"]).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let case = Case::new(module, tiny(), 3);
+    assert!(case.check(&d, 100) >= 15, "{what}");
+}
+
+#[test]
+fn each_operator_matches_finite_differences() {
+    let src = Index::Node(Endpoint::Src);
+    check_op("gather-linear-sum", |b, h, w| {
+        let e = b.gather(h, src).unwrap();
+        let m = b.linear(e, w, Select::Relation).unwrap();
+        b.aggregate(AggOp::Sum, AggGroup::All, m).unwrap()
+    });
+    for (op, group) in [
+        (AggOp::Mean, AggGroup::All),
+        (AggOp::Mean, AggGroup::PerRelation),
+        (AggOp::Max, AggGroup::All),
+        (AggOp::Max, AggGroup::PerRelation),
+        (AggOp::Sum, AggGroup::PerRelation),
+    ] {
+        check_op(&format!("aggregate-{}-{group:?}", op.name()), |b, h, w| {
+            let e = b.gather(h, src).unwrap();
+            let m = b.linear(e, w, Select::Relation).unwrap();
+            b.aggregate(op, group, m).unwrap()
+        });
+    }
+    for f in [
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Gelu,
+        UnaryOp::Elu(0.7),
+        UnaryOp::LeakyRelu(0.1),
+        UnaryOp::Exp,
+        UnaryOp::Neg,
+    ] {
+        check_op(&format!("unary-{}", f.name()), |b, h, w| {
+            let e = b.gather(h, src).unwrap();
+            let m = b.linear(e, w, Select::Relation).unwrap();
+            let u = b.unary(f, m).unwrap();
+            b.aggregate(AggOp::Sum, AggGroup::All, u).unwrap()
+        });
+    }
+    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max] {
+        check_op(&format!("binary-{}", op.name()), |b, h, w| {
+            let e = b.gather(h, src).unwrap();
+            let m = b.linear(e, w, Select::Relation).unwrap();
+            let d = b.gather(h, Index::Node(Endpoint::Dst)).unwrap();
+            let m2 = b.linear(d, w, Select::Relation).unwrap();
+            // Keep divisors away from 0: exp(.) > 0.
+            let m2 = if op == BinaryOp::Div { b.unary(UnaryOp::Exp, m2).unwrap() } else { m2 };
+            let c = b.binary(op, m, m2).unwrap();
+            b.aggregate(AggOp::Sum, AggGroup::All, c).unwrap()
+        });
+    }
+    check_op("softmax-dot-view-concat-shared", |b, h, w| {
+        let e = b.gather(h, src).unwrap();
+        let m = b.linear(e, w, Select::Relation).unwrap();
+        let d = b.gather(h, Index::Node(Endpoint::Dst)).unwrap();
+        let s = b.dot(e, d).unwrap();
+        let a = b.softmax(s).unwrap();
+        let am = b.binary(BinaryOp::Mul, a, m).unwrap();
+        let v = b.view(am, &[2, 1]).unwrap();
+        let q = b.weight("q", WeightKind::Shared, &[1], Init::Glorot).unwrap();
+        let vq = b.binary(BinaryOp::Mul, v, q).unwrap();
+        let v2 = b.view(vq, &[2]).unwrap();
+        let c = b.concat(&[v2, m]).unwrap();
+        b.aggregate(AggOp::Sum, AggGroup::All, c).unwrap()
+    });
+}
