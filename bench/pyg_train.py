@@ -135,8 +135,10 @@ def pigeon_view(model, layer, hs, shapes, what="grad"):
 
     def get(p):
         if what == "value":
-            return p.detach().double()
-        return torch.zeros_like(p, dtype=torch.float64) if p.grad is None else p.grad.double()
+            return p.detach().double().cpu()
+        if p.grad is None:
+            return torch.zeros(p.shape, dtype=torch.float64)
+        return p.grad.detach().double().cpu()
 
     out = {n: torch.zeros(s, dtype=torch.float64) for n, s in shapes.items()}
     if model in HOMOGENEOUS_MAP:
@@ -621,6 +623,8 @@ def main():
     ap.add_argument("--datasets", default=None, help="the datasets folder of the aliases")
     ap.add_argument("--cpu-reference-above", type=int, default=None, metavar="EDGES",
                     help="as in pyg_compare (the forward check's reference back end)")
+    ap.add_argument("--copy-gib", type=float, default=1.0,
+                    help="--device cuda: pyg_compare's copy-bandwidth probe size (prints the GPU)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)

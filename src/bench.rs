@@ -20,12 +20,12 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// The `.rgnn` file.
-    file: PathBuf,
+    pub file: PathBuf,
     /// The graph spec (see `pigeon run --help`).
     #[arg(long)]
-    graph: String,
+    pub graph: String,
     #[command(flatten)]
-    model: ModelArgs,
+    pub model: ModelArgs,
     #[command(flatten)]
     opt: OptArgs,
     /// Timed runs (the median is reported).
@@ -46,6 +46,17 @@ pub struct BenchArgs {
     /// Write the results as JSON to this file (atomically).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Time a training step instead: forward plus backward of `sum(out * G)` for a random G,
+    /// on the reference interpreter (the only executor of backward modules so far).
+    #[arg(long)]
+    train: bool,
+}
+
+impl BenchArgs {
+    /// `(warm-up, timed)` runs.
+    pub fn train_runs(&self) -> (usize, usize) {
+        (self.warmup, self.runs.max(1))
+    }
 }
 
 /// One measured configuration.
@@ -74,6 +85,9 @@ fn peak_rss_bytes() -> Option<usize> {
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
+    if args.train {
+        return bench_train(args);
+    }
     let src = pigeon::read_source(&args.file)?;
     let module = pigeon::compile(&src, args.model.model.as_deref(), &args.model.params)?;
     let graph = load_graph(&args.graph)?;
@@ -103,6 +117,38 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     report(args, &exec, &module, &graph, &results)
+}
+
+/// `pigeon bench --train`.
+fn bench_train(args: &BenchArgs) -> Result<()> {
+    if matches!(args.backend, BackendArg::Cpu | BackendArg::Cuda) {
+        return Err(anyhow!(
+            "training steps run on the reference interpreter only: backward modules use \
+             derivative operators that have no kernel template yet (use --backend auto or reference)"
+        ));
+    }
+    let (median, runs) =
+        crate::grad_cli::train_step_times(args, &args.file, &args.graph, &args.model)?;
+    let rss = peak_rss_bytes();
+    let backend = "reference interpreter (f64, 1 thread)";
+    println!(
+        "training step (forward + backward) of {} on {}: median {:.3} ms over {runs} runs; {backend}; peak RSS {}",
+        args.file.display(),
+        args.graph,
+        ms(median),
+        rss.map(|r| runtime::memory::human(r as u128)).unwrap_or_else(|| "-".into())
+    );
+    if let Some(path) = &args.json {
+        let text = format!(
+            "{{\"model\": \"{}\", \"graph\": \"{}\", \"backend\": \"{backend}\", \"train\": true, \"runs\": {runs}, \"train_step_ms_median\": {:.6}, \"peak_rss_bytes\": {}}}\n",
+            esc(&args.file.display().to_string()),
+            esc(&args.graph),
+            ms(median),
+            rss.map(|r| r.to_string()).unwrap_or_else(|| "null".into())
+        );
+        runtime::io::write_atomic(path, text.as_bytes())?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

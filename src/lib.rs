@@ -11,6 +11,7 @@ pub use pigeon_passes as passes;
 pub use pigeon_runtime as runtime;
 
 pub mod build;
+pub mod train;
 
 use std::path::Path;
 

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 mod bench;
 mod compile;
+mod curve;
+mod grad_cli;
 mod run;
+mod train_cli;
 
 use run::{BackendArg, RunOptions};
 
@@ -89,6 +92,13 @@ enum Command {
     },
     /// Time a model on a graph: per-kernel and total medians, peak memory, ablations.
     Bench(bench::BenchArgs),
+    /// Train a model for node classification on a labelled graph.
+    Train(train_cli::TrainArgs),
+    /// Evaluate a checkpoint written by `pigeon train --checkpoint`.
+    Eval(train_cli::EvalArgs),
+    /// Write the gradient of `sum(out * G)` with respect to every weight (for checks against
+    /// other frameworks).
+    Grad(grad_cli::GradArgs),
     /// Compile a model ahead of time: kernel plan, CUDA source, PTX.
     Compile(compile::CompileArgs),
     /// Inspect graphs.
@@ -116,7 +126,7 @@ enum GraphCommand {
 }
 
 #[derive(clap::Args)]
-struct ModelArgs {
+pub struct ModelArgs {
     /// The model to use (default: the last model in the file).
     #[arg(long)]
     model: Option<String>,
@@ -295,6 +305,9 @@ fn dispatch(command: Command) -> Result<()> {
             run::run(&file, &graph, &model, &opt, &opts)
         }
         Command::Bench(args) => bench::bench(&args),
+        Command::Train(args) => train_cli::train(&args),
+        Command::Eval(args) => train_cli::eval(&args),
+        Command::Grad(args) => grad_cli::grad(&args),
         Command::Compile(args) => compile::compile(&args),
         Command::Graph { command: GraphCommand::Info { spec } } => {
             let graph = load_graph(&spec)?;

@@ -288,6 +288,11 @@ impl WeightStore {
         write_atomic(path, &self.to_safetensors()?)
     }
 
+    /// Every weight's values, in declaration order (for optimisers).
+    pub fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
+        self.entries.iter_mut().map(|e| &mut e.tensor).collect()
+    }
+
     /// The values of weight `id`. Panics when `id` is not a weight of the module this store
     /// was made for (like indexing the module's weight arena with a foreign id).
     pub fn tensor(&self, id: WeightId) -> &Tensor {
@@ -329,6 +334,33 @@ pub fn tensors_to_safetensors(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
     }
     safetensors::serialize(views, None)
         .map_err(|err| RuntimeError::Internal(format!("cannot serialise tensors: {err}")))
+}
+
+/// Reads a file written by [`save_tensors`] (or any safetensors file of F32/F64 tensors of
+/// rank at least 1): each tensor as `[rows, ..shape]`, in name order.
+pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let origin = path.display();
+    let bytes = std::fs::read(path)
+        .map_err(|e| RuntimeError::Weights(format!("cannot read {origin}: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        RuntimeError::Weights(format!("{origin}: not a valid safetensors file: {e}"))
+    })?;
+    let mut names = st.names();
+    names.sort_unstable();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let view = st
+            .tensor(name)
+            .map_err(|e| RuntimeError::Weights(format!("{origin}: tensor `{name}`: {e}")))?;
+        let Some((&rows, shape)) = view.shape().split_first() else {
+            return Err(RuntimeError::Weights(format!("{origin}: tensor `{name}` is a scalar")));
+        };
+        let data = decode(view.dtype(), view.data()).ok_or_else(|| {
+            RuntimeError::Weights(format!("{origin}: tensor `{name}` is not F32 or F64"))
+        })?;
+        out.push((name.to_string(), Tensor::from_vec(rows, Shape(shape.to_vec()), data)?));
+    }
+    Ok(out)
 }
 
 /// Little-endian F32 or F64 values as f64; `None` for other dtypes.
