@@ -221,6 +221,9 @@ enum Stage {
     Opt,
     /// The kernel plan.
     Plan,
+    /// The backward module of the differentiated model (gradients of every weight), after
+    /// the list of forward values it reads and their f32 bytes on the graph.
+    Backward,
 }
 
 #[derive(Copy, Clone, ValueEnum, PartialEq)]
@@ -353,8 +356,10 @@ struct DumpRequest {
 
 fn dump(file: &Path, req: &DumpRequest, model: &ModelArgs, opt: &OptArgs) -> Result<()> {
     let src = pigeon::read_source(file)?;
-    if req.format == Format::Dot && !matches!(req.stage, Stage::Inter | Stage::Opt) {
-        bail!("--format dot is available for --stage inter and --stage opt");
+    if req.format == Format::Dot
+        && !matches!(req.stage, Stage::Inter | Stage::Opt | Stage::Backward)
+    {
+        bail!("--format dot is available for --stage inter, opt and backward");
     }
     if req.after.is_some() && !matches!(req.stage, Stage::Opt | Stage::Plan) {
         bail!("--after applies to --stage opt and --stage plan");
@@ -371,6 +376,24 @@ fn dump(file: &Path, req: &DumpRequest, model: &ModelArgs, opt: &OptArgs) -> Res
         }
         Stage::Inter => {
             print_module(&pigeon::compile(&src, model.model.as_deref(), &model.params)?)
+        }
+        Stage::Backward => {
+            let module = pigeon::compile(&src, model.model.as_deref(), &model.params)?;
+            let grads = pigeon::train::Gradients::new(&module, &[])?;
+            let stats = match &req.graph {
+                Some(spec) => runtime::layout::graph_stats(&load_graph(spec)?),
+                None => pigeon::default_stats(),
+            };
+            if req.format == Format::Text {
+                for (saved, bytes) in grads.saved(&stats) {
+                    let bytes = runtime::memory::human(bytes as u128);
+                    println!(
+                        "// saved {} = forward {} : {} ({bytes})",
+                        saved.name, saved.value, saved.ty
+                    );
+                }
+            }
+            print_module(grads.modules().1);
         }
         Stage::Opt | Stage::Plan => {
             let (stats, origin) = match &req.graph {

@@ -107,6 +107,9 @@ pub struct TrainOptions {
     pub seed: u64,
     /// The output holding the class logits (default: the model's only output).
     pub output: Option<String>,
+    /// Whether inputs the graph has no data for are trained (as embeddings) or stay the fixed
+    /// random features they are bound to.
+    pub learn_inputs: bool,
 }
 
 /// Losses and accuracies of one evaluation (accuracies `None` for an empty split).
@@ -189,7 +192,7 @@ impl<'g> Trainer<'g> {
         let (inputs, notes) = bind_inputs(&module, graph, opts.seed)?;
         let learned: Vec<String> = notes
             .iter()
-            .filter(|n| matches!(n.source, BindingSource::Random { .. }))
+            .filter(|n| opts.learn_inputs && matches!(n.source, BindingSource::Random { .. }))
             .map(|n| n.name.clone())
             .collect();
         let refs: Vec<&str> = learned.iter().map(String::as_str).collect();

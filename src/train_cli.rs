@@ -67,6 +67,10 @@ pub struct TrainArgs {
     /// The output holding the class logits (default: the model's only output).
     #[arg(long)]
     output: Option<String>,
+    /// Keep inputs the graph has no data for at their random values instead of learning them
+    /// as embeddings.
+    #[arg(long)]
+    fixed_inputs: bool,
     /// Per-epoch metrics: JSON lines, or CSV when the name ends in `.csv`.
     #[arg(long)]
     metrics: Option<PathBuf>,
@@ -130,6 +134,7 @@ fn options(args: &TrainArgs, seed: u64) -> TrainOptions {
         optimizer,
         seed,
         output: args.output.clone(),
+        learn_inputs: !args.fixed_inputs,
     }
 }
 
@@ -367,6 +372,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         optimizer: Optimizer::Adam,
         seed: 0,
         output: args.output.clone(),
+        learn_inputs: true,
     };
     let mut trainer = Trainer::new(module, &graph, &opts, Some(weights))?;
     let inputs_file = args.checkpoint.join("inputs.safetensors");

@@ -11,7 +11,9 @@
 //! [`split`] then cuts the result into a forward module and a backward module. Forward values
 //! the backward reads are *saved*: node and edge values become outputs `saved:vN` of the
 //! forward module and inputs of the backward module; weight-like and shared values (a weight's
-//! transpose, `sigmoid(skip[ntype])`) are recomputed instead, as they are weight-sized.
+//! transpose, `sigmoid(skip[ntype])`) are recomputed instead, as they are weight-sized, and so
+//! are gathers, slices and views (from their saved or recomputed operand), as saving an edge
+//! gather of a node value would store a whole edge table to spare one read per edge.
 //!
 //! ```text
 //! before                                  after differentiate (outputs: out, grad:W)
@@ -320,8 +322,17 @@ fn copy(
     }
     let inst = &m.insts[v];
     let is_forward = v.index() < forward_len;
-    let recompute = matches!(inst.op, Op::Input { .. } | Op::Weight(_) | Op::Const(_))
-        || inst.ty.domain.is_weight_like();
+    // Indexing is recomputed from its operand rather than saved: an edge gather of a node
+    // value costs one read per edge but would save a whole edge table.
+    let recompute = matches!(
+        inst.op,
+        Op::Input { .. }
+            | Op::Weight(_)
+            | Op::Const(_)
+            | Op::Gather { .. }
+            | Op::Slice { .. }
+            | Op::View { .. }
+    ) || inst.ty.domain.is_weight_like();
     let nv = if is_forward && !recompute {
         if !matches!(inst.ty.domain, Domain::Node | Domain::Edge) {
             return Err(PassError::Unsupported(format!(

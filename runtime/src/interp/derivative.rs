@@ -136,6 +136,9 @@ fn linear_grad(
             let wb = if shared { 0 } else { b * k * n };
             for kk in 0..k {
                 let xv = xr[b * k + kk];
+                if xv == 0.0 {
+                    continue;
+                }
                 for j in 0..n {
                     w[wb + kk * n + j] += xv * gr[b * n + j];
                 }

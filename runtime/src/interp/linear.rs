@@ -148,7 +148,15 @@ pub(super) fn contract(form: &LinearForm, x: &[f64], w: &[f64], out: &mut [f64])
 
 /// `out[j] = sum_{kk < k} x[kk] * w[kk * n + j]`.
 fn matvec(x: &[f64], w: &[f64], k: usize, n: usize, out: &mut [f64]) {
-    for (j, o) in out.iter_mut().enumerate().take(n) {
-        *o = (0..k).map(|kk| x[kk] * w[kk * n + j]).sum();
+    let out = &mut out[..n];
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for (kk, &xv) in x.iter().enumerate().take(k) {
+        // Sparse rows (bag-of-words features) skip their zeros; exact for finite weights.
+        if xv == 0.0 {
+            continue;
+        }
+        for (o, &wv) in out.iter_mut().zip(&w[kk * n..(kk + 1) * n]) {
+            *o += xv * wv;
+        }
     }
 }
