@@ -14,6 +14,7 @@ mod curve;
 mod grad_cli;
 mod run;
 mod train_cli;
+mod train_link;
 
 use run::{BackendArg, RunOptions};
 

@@ -30,57 +30,81 @@ pub enum TrainBackendArg {
     Reference,
 }
 
+/// What to train for.
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq)]
+pub enum TaskArg {
+    /// Link prediction when the graph has train/valid/test triples and no node labels,
+    /// node classification otherwise.
+    Auto,
+    /// Node classification (softmax cross-entropy over labelled nodes).
+    Classify,
+    /// Link prediction (DistMult decoder, negative sampling, filtered MRR).
+    Link,
+}
+
 /// Arguments of `pigeon train`.
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// The `.rgnn` file.
-    file: PathBuf,
+    pub file: PathBuf,
     /// The graph spec (see `pigeon run --help`); it must carry node labels.
     #[arg(long)]
-    graph: String,
+    pub graph: String,
     #[command(flatten)]
-    model: ModelArgs,
+    pub model: ModelArgs,
+    /// The task.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub task: TaskArg,
+    /// Link prediction: corruptions per positive triple.
+    #[arg(long, default_value_t = 1)]
+    pub negatives: usize,
+    /// Link prediction: positive triples scored per epoch.
+    #[arg(long, default_value_t = 30000)]
+    pub batch: usize,
+    /// Link prediction: rank only the first N test (and validation) triples.
+    #[arg(long)]
+    pub eval_triples: Option<usize>,
     /// Number of full-batch epochs.
     #[arg(long, default_value_t = 50)]
-    epochs: usize,
+    pub epochs: usize,
     /// Learning rate.
     #[arg(long, default_value_t = 0.01)]
-    lr: f64,
+    pub lr: f64,
     /// L2 weight decay.
     #[arg(long, default_value_t = 5e-4)]
-    weight_decay: f64,
+    pub weight_decay: f64,
     /// The optimiser.
     #[arg(long, value_enum, default_value = "adam")]
-    optimizer: OptimizerArg,
+    pub optimizer: OptimizerArg,
     /// Momentum of SGD.
     #[arg(long, default_value_t = 0.9)]
-    momentum: f64,
+    pub momentum: f64,
     /// Seed of the weights and of learned inputs; with `--repeat`, the first seed.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub seed: u64,
     /// Train this many times with seeds `seed, seed + 1, ...` and report mean and spread.
     #[arg(long, default_value_t = 1)]
-    repeat: u64,
+    pub repeat: u64,
     /// Where training runs.
     #[arg(long, value_enum, default_value = "reference")]
-    backend: TrainBackendArg,
+    pub backend: TrainBackendArg,
     /// The output holding the class logits (default: the model's only output).
     #[arg(long)]
-    output: Option<String>,
+    pub output: Option<String>,
     /// Keep inputs the graph has no data for at their random values instead of learning them
     /// as embeddings.
     #[arg(long)]
-    fixed_inputs: bool,
+    pub fixed_inputs: bool,
     /// Per-epoch metrics: JSON lines, or CSV when the name ends in `.csv`.
     #[arg(long)]
-    metrics: Option<PathBuf>,
+    pub metrics: Option<PathBuf>,
     /// The loss and accuracy curve, as SVG.
     #[arg(long)]
-    curve: Option<PathBuf>,
+    pub curve: Option<PathBuf>,
     /// Directory for the final weights (`weights.safetensors`) and learned inputs
     /// (`inputs.safetensors`).
     #[arg(long)]
-    checkpoint: Option<PathBuf>,
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// Arguments of `pigeon eval`.
@@ -166,6 +190,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     }
     let src = pigeon::read_source(&args.file)?;
     let graph = load_graph(&args.graph)?;
+    let link = match args.task {
+        TaskArg::Link => true,
+        TaskArg::Classify => false,
+        TaskArg::Auto => graph.labels.is_none() && graph.link_splits.is_some(),
+    };
+    if link {
+        let module = pigeon::compile(&src, args.model.model.as_deref(), &args.model.params)?;
+        return crate::train_link::train_link(args, &graph, &module);
+    }
     let params = params_for(&src, &args.model, &graph)?;
     let module = pigeon::compile(&src, args.model.model.as_deref(), &params)?;
     let mut results = Vec::new();
@@ -221,7 +254,7 @@ fn describe(trainer: &Trainer, graph: &HeteroGraph, module: &pigeon::ir::Module)
         labels.map_or(0, |l| l.test.len())
     );
     println!("backend: reference interpreter (f64) for forward and backward");
-    for name in trainer.learned_inputs() {
+    for name in trainer.params.learned_inputs() {
         println!("input `{name}`: the graph has no such feature; learned as a node embedding");
     }
     let saved = trainer.gradients().saved(&stats);
@@ -339,11 +372,12 @@ fn write_outputs(
     }
     if let Some(dir) = &args.checkpoint {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        trainer.weights.save(&dir.join("weights.safetensors"), module)?;
+        trainer.params.weights.save(&dir.join("weights.safetensors"), module)?;
         let learned: Vec<(String, pigeon::runtime::tensor::Tensor)> = trainer
+            .params
             .inputs()
             .iter()
-            .filter(|(n, _)| trainer.learned_inputs().contains(n))
+            .filter(|(n, _)| trainer.params.learned_inputs().contains(n))
             .cloned()
             .collect();
         if !learned.is_empty() {
@@ -376,8 +410,8 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     };
     let mut trainer = Trainer::new(module, &graph, &opts, Some(weights))?;
     let inputs_file = args.checkpoint.join("inputs.safetensors");
-    if !trainer.learned_inputs().is_empty() {
-        trainer.set_inputs(load_inputs(&inputs_file, trainer.learned_inputs())?)?;
+    if !trainer.params.learned_inputs().is_empty() {
+        trainer.params.set_inputs(load_inputs(&inputs_file, trainer.params.learned_inputs())?)?;
     }
     let m = trainer.evaluate()?;
     println!(

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod interp;
 pub mod io;
 pub mod layout;
+pub mod linkpred;
 pub mod loaders;
 pub mod loss;
 pub mod memory;

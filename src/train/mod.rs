@@ -1,4 +1,6 @@
-//! Training a model on a graph: node classification with softmax cross-entropy, full batch.
+//! Training a model on a graph: node classification with softmax cross-entropy
+//! ([`Trainer`], `classify.rs`) and knowledge-graph link prediction with DistMult
+//! ([`LinkTrainer`], `link.rs`), full batch over the graph.
 //!
 //! A [`Trainer`] differentiates the model once (`pigeon_passes::autodiff`), splits it into a
 //! forward module that also returns the values the backward pass reads and a backward module,
@@ -11,13 +13,18 @@
 //! their random initial values are trained like weights, which for a first linear layer is the
 //! low-rank form of R-GCN's one-hot input.
 
+mod classify;
+mod link;
+
+pub use classify::{Metrics, Trainer};
+pub use link::{LinkOptions, LinkSplit, LinkTrainer};
+
 use crate::Error;
 use pigeon_ir::{GraphStats, Module};
 use pigeon_passes::autodiff::{self, Differentiated, Saved, Split};
 use pigeon_runtime::bind::{bind_inputs, BindingSource};
 use pigeon_runtime::graph::HeteroGraph;
 use pigeon_runtime::interp::interpret;
-use pigeon_runtime::loss;
 use pigeon_runtime::optim::{OptState, Optimizer};
 use pigeon_runtime::tensor::Tensor;
 use pigeon_runtime::weights::WeightStore;
@@ -112,106 +119,50 @@ pub struct TrainOptions {
     pub learn_inputs: bool,
 }
 
-/// Losses and accuracies of one evaluation (accuracies `None` for an empty split).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Metrics {
-    /// Mean cross-entropy over the training nodes.
-    pub loss: f64,
-    /// Accuracy on the training nodes.
-    pub train_acc: Option<f64>,
-    /// Accuracy on the validation nodes.
-    pub valid_acc: Option<f64>,
-    /// Accuracy on the test nodes.
-    pub test_acc: Option<f64>,
-}
-
-/// A model being trained on one graph.
-pub struct Trainer<'g> {
-    graph: &'g HeteroGraph,
-    module: Module,
-    grads: Gradients,
-    inputs: Vec<(String, Tensor)>,
-    learned: Vec<String>,
+/// What training updates: the weights, the inputs learned as embeddings, and parameters the
+/// host-side loss owns (DistMult's relation vectors), with the optimiser's state.
+pub struct Params {
     /// The current weights.
     pub weights: WeightStore,
+    inputs: Vec<(String, Tensor)>,
+    learned: Vec<String>,
+    /// Host-side parameters, by name.
+    pub extra: Vec<(String, Tensor)>,
     opt: OptState,
-    output: String,
-    splits: [Vec<(u32, u32)>; 3],
 }
 
-fn err(message: String) -> Error {
-    Error::Runtime(RuntimeError::Binding { name: "labels".into(), message })
-}
-
-impl<'g> Trainer<'g> {
-    /// Prepares training of `module` on `graph`: differentiates it, binds inputs, initialises
-    /// (or takes) the weights and the optimiser. The graph must carry single-label node labels.
+impl Params {
+    /// Binds the inputs of `module` on `graph` (learning those the graph has no data for when
+    /// `opts.learn_inputs`), takes or initialises the weights, and sizes the optimiser.
     pub fn new(
-        module: Module,
-        graph: &'g HeteroGraph,
+        module: &Module,
+        graph: &HeteroGraph,
         opts: &TrainOptions,
         weights: Option<WeightStore>,
+        extra: Vec<(String, Tensor)>,
     ) -> Result<Self, Error> {
-        let labels = graph
-            .labels
-            .as_ref()
-            .ok_or_else(|| err(format!("graph `{}` has no node labels to train on", graph.name)))?;
-        if labels.multi_label {
-            return Err(err("multi-label node classification is not supported yet".into()));
-        }
-        let class_of = |nodes: &[u32]| -> Vec<(u32, u32)> {
-            nodes
-                .iter()
-                .filter_map(|&n| labels.assignments.iter().find(|(m, _)| *m == n).copied())
-                .collect()
-        };
-        let splits = [class_of(&labels.train), class_of(&labels.valid), class_of(&labels.test)];
-        let output = match &opts.output {
-            Some(o) => o.clone(),
-            None => match module.outputs.as_slice() {
-                [(name, _)] => name.clone(),
-                _ => {
-                    return Err(err(
-                        "the model has several outputs: say which holds the logits".into()
-                    ))
-                }
-            },
-        };
-        let out_ty = module
-            .outputs
-            .iter()
-            .find(|(n, _)| *n == output)
-            .map(|(_, v)| module.ty(*v).clone())
-            .ok_or_else(|| err(format!("the model has no output `{output}`")))?;
-        let classes = labels.class_names.len();
-        if out_ty.domain != pigeon_ir::Domain::Node || out_ty.shape.dims() != [classes] {
-            return Err(err(format!(
-                "output `{output}` is {out_ty}, but classifying into {classes} classes needs node [{classes}]"
-            )));
-        }
-        let (inputs, notes) = bind_inputs(&module, graph, opts.seed)?;
+        let (inputs, notes) = bind_inputs(module, graph, opts.seed)?;
         let learned: Vec<String> = notes
             .iter()
             .filter(|n| opts.learn_inputs && matches!(n.source, BindingSource::Random { .. }))
             .map(|n| n.name.clone())
             .collect();
-        let refs: Vec<&str> = learned.iter().map(String::as_str).collect();
-        let grads = Gradients::new(&module, &refs)?;
         let weights = match weights {
             Some(w) => w,
             None => {
-                WeightStore::init(&module, graph.num_relations(), graph.num_node_types(), opts.seed)
+                WeightStore::init(module, graph.num_relations(), graph.num_node_types(), opts.seed)
             }
         };
         let mut sizes: Vec<usize> = weights.iter().map(|(_, e)| e.tensor.data.len()).collect();
         for name in &learned {
             sizes.extend(inputs.iter().filter(|(n, _)| n == name).map(|(_, t)| t.data.len()));
         }
+        sizes.extend(extra.iter().map(|(_, t)| t.data.len()));
         let opt = OptState::new(opts.optimizer, opts.lr, opts.weight_decay, &sizes);
-        Ok(Trainer { graph, module, grads, inputs, learned, weights, opt, output, splits })
+        Ok(Params { weights, inputs, learned, extra, opt })
     }
 
-    /// The inputs learned as embeddings (bound to random values because the graph has none).
+    /// The inputs learned as embeddings.
     pub fn learned_inputs(&self) -> &[String] {
         &self.learned
     }
@@ -221,68 +172,58 @@ impl<'g> Trainer<'g> {
         &self.inputs
     }
 
+    /// Multiplies the initial values of the learned inputs by `factor`.
+    pub fn scale_learned(&mut self, factor: f64) {
+        for (name, t) in self.inputs.iter_mut() {
+            if self.learned.contains(name) {
+                t.data.iter_mut().for_each(|x| *x *= factor);
+            }
+        }
+    }
+
     /// Replaces the values of learned inputs (from a checkpoint).
     pub fn set_inputs(&mut self, values: Vec<(String, Tensor)>) -> Result<(), Error> {
         for (name, t) in values {
             let slot = self.inputs.iter_mut().find(|(n, _)| *n == name).ok_or_else(|| {
-                err(format!("the checkpoint holds input `{name}`, which the model does not have"))
+                bad(format!("the checkpoint holds input `{name}`, which the model does not have"))
             })?;
             if (slot.1.rows, &slot.1.shape) != (t.rows, &t.shape) {
-                return Err(err(format!("checkpoint input `{name}` has the wrong shape")));
+                return Err(bad(format!("checkpoint input `{name}` has the wrong shape")));
             }
             slot.1 = t;
         }
         Ok(())
     }
 
-    /// The differentiated model.
-    pub fn gradients(&self) -> &Gradients {
-        &self.grads
-    }
-
-    fn metrics(&self, logits: &Tensor, loss: f64) -> Result<Metrics, Error> {
-        let acc = |i: usize| loss::accuracy(logits, &self.splits[i]);
-        Ok(Metrics { loss, train_acc: acc(0)?, valid_acc: acc(1)?, test_acc: acc(2)? })
-    }
-
-    /// One full-batch step: forward, loss, backward, update. The metrics are those of the
-    /// weights before the update.
-    pub fn step(&mut self) -> Result<Metrics, Error> {
-        let g = self.graph;
-        let outs = self.grads.forward(g, &self.inputs, &self.weights)?;
-        let logits = &outs
-            .iter()
-            .find(|(n, _)| *n == self.output)
-            .ok_or_else(|| err(format!("no output `{}`", self.output)))?
-            .1;
-        let (loss, dlogits) = loss::cross_entropy(logits, &self.splits[0])?;
-        let metrics = self.metrics(logits, loss)?;
-        let seeds = [(self.output.clone(), dlogits)];
-        let grads = self.grads.backward(g, &self.inputs, &self.weights, outs, &seeds)?;
-        self.apply(&grads)?;
-        Ok(metrics)
-    }
-
-    /// Runs the optimiser on the gradient outputs of the backward module.
-    fn apply(&mut self, grads: &[(String, Tensor)]) -> Result<(), Error> {
+    /// One optimiser step from the backward module's gradient outputs `grads` (of `g`) and
+    /// the gradients of the host-side parameters, in order.
+    pub fn update(
+        &mut self,
+        g: &Gradients,
+        grads: &[(String, Tensor)],
+        extra: &[&[f64]],
+    ) -> Result<(), Error> {
+        let internal = |m: String| Error::Runtime(RuntimeError::Internal(m));
         let find = |name: &str| -> Result<&[f64], Error> {
-            grads.iter().find(|(n, _)| n == name).map(|(_, t)| t.data.as_slice()).ok_or_else(|| {
-                Error::Runtime(RuntimeError::Internal(format!("no gradient output `{name}`")))
-            })
+            grads
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.data.as_slice())
+                .ok_or_else(|| internal(format!("no gradient output `{name}`")))
         };
         let mut gs: Vec<&[f64]> = Vec::new();
-        for (_, name) in self.grads.weight_grads() {
+        for (_, name) in g.weight_grads() {
             gs.push(find(name)?);
         }
         for input in &self.learned {
-            let (_, name) =
-                self.grads.input_grads().iter().find(|(i, _)| i == input).ok_or_else(|| {
-                    Error::Runtime(RuntimeError::Internal(format!(
-                        "no gradient for input `{input}`"
-                    )))
-                })?;
+            let (_, name) = g
+                .input_grads()
+                .iter()
+                .find(|(i, _)| i == input)
+                .ok_or_else(|| internal(format!("no gradient for input `{input}`")))?;
             gs.push(find(name)?);
         }
+        gs.extend_from_slice(extra);
         let learned = &self.learned;
         let mut params: Vec<&mut [f64]> =
             self.weights.tensors_mut().into_iter().map(|t| t.data.as_mut_slice()).collect();
@@ -291,19 +232,47 @@ impl<'g> Trainer<'g> {
                 params.push(t.data.as_mut_slice());
             }
         }
+        params.extend(self.extra.iter_mut().map(|(_, t)| t.data.as_mut_slice()));
         self.opt.update(&mut params, &gs)?;
         Ok(())
     }
+}
 
-    /// Forward only with the current weights: the loss and the accuracy on each split.
-    pub fn evaluate(&self) -> Result<Metrics, Error> {
-        let outs = interpret(&self.module, self.graph, &self.inputs, &self.weights)?;
-        let logits = &outs
-            .iter()
-            .find(|(n, _)| *n == self.output)
-            .ok_or_else(|| err(format!("no output `{}`", self.output)))?
-            .1;
-        let (loss, _) = loss::cross_entropy(logits, &self.splits[0])?;
-        self.metrics(logits, loss)
-    }
+/// A binding error about training data (labels, outputs, checkpoints).
+pub(crate) fn bad(message: String) -> Error {
+    Error::Runtime(RuntimeError::Binding { name: "training".into(), message })
+}
+
+/// The output named `output`, or the model's only output.
+pub(crate) fn pick_output(
+    module: &Module,
+    output: &Option<String>,
+    what: &str,
+) -> Result<(String, pigeon_ir::Type), Error> {
+    let name = match output {
+        Some(o) => o.clone(),
+        None => match module.outputs.as_slice() {
+            [(name, _)] => name.clone(),
+            _ => {
+                return Err(bad(format!(
+                    "the model has several outputs: say which holds the {what}"
+                )))
+            }
+        },
+    };
+    let ty = module
+        .outputs
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| module.ty(*v).clone())
+        .ok_or_else(|| bad(format!("the model has no output `{name}`")))?;
+    Ok((name, ty))
+}
+
+/// The tensor named `name` among `outs`.
+pub(crate) fn find<'a>(outs: &'a [(String, Tensor)], name: &str) -> Result<&'a Tensor, Error> {
+    outs.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+        .ok_or_else(|| bad(format!("no output `{name}`")))
 }
