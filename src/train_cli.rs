@@ -10,7 +10,6 @@ use pigeon::runtime::optim::Optimizer;
 use pigeon::runtime::weights::{save_tensors, WeightStore};
 use pigeon::runtime::HeteroGraph;
 use pigeon::train::{Metrics, TrainOptions, Trainer};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -166,14 +165,40 @@ fn pct(x: Option<f64>) -> String {
     x.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into())
 }
 
-fn opt_json(x: Option<f64>) -> String {
-    x.map(|a| format!("{a}")).unwrap_or_else(|| "null".into())
-}
-
 /// One training run's per-epoch metrics and its final evaluation.
 struct RunResult {
     epochs: Vec<(Metrics, f64)>,
     last: Metrics,
+}
+
+impl RunResult {
+    /// The epoch (1-based) with the best validation accuracy (the first on ties) and its test
+    /// accuracy: model selection without looking at the test split. `None` without a
+    /// validation split.
+    fn best_valid(&self) -> Option<(usize, f64, f64)> {
+        let mut best: Option<(usize, f64, f64)> = None;
+        for (i, (m, _)) in self.epochs.iter().enumerate() {
+            if let (Some(v), Some(t)) = (m.valid_acc, m.test_acc) {
+                if best.is_none_or(|b| v > b.1) {
+                    best = Some((i + 1, v, t));
+                }
+            }
+        }
+        best
+    }
+}
+
+/// Mean, standard deviation, minimum and maximum, as percentages.
+fn spread(xs: &[f64]) -> String {
+    let mean = xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    let var = xs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / xs.len().max(1) as f64;
+    format!(
+        "mean {:.2}%, std {:.2}%, min {:.2}%, max {:.2}%",
+        100.0 * mean,
+        100.0 * var.sqrt(),
+        100.0 * xs.iter().copied().fold(1.0, f64::min),
+        100.0 * xs.iter().copied().fold(0.0, f64::max)
+    )
 }
 
 /// `pigeon train`.
@@ -216,6 +241,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             pct(result.last.test_acc),
             result.epochs.iter().map(|e| e.1).sum::<f64>() / result.epochs.len() as f64
         );
+        if let Some((epoch, v, t)) = result.best_valid() {
+            println!(
+                "seed {seed}: best validation accuracy {} at epoch {epoch}; test accuracy there {}",
+                pct(Some(v)),
+                pct(Some(t))
+            );
+        }
         if r == 0 {
             write_outputs(args, &trainer, &result, &module)?;
         }
@@ -224,15 +256,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if args.repeat > 1 {
         let accs: Vec<f64> = results.iter().filter_map(|r| r.last.test_acc).collect();
         if !accs.is_empty() {
-            let mean = accs.iter().sum::<f64>() / accs.len() as f64;
-            let var = accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / accs.len() as f64;
+            println!("test accuracy over {} seeds: {}", accs.len(), spread(&accs));
+        }
+        let selected: Vec<f64> =
+            results.iter().filter_map(|r| r.best_valid().map(|b| b.2)).collect();
+        if !selected.is_empty() {
             println!(
-                "test accuracy over {} seeds: mean {:.2}%, std {:.2}%, min {:.2}%, max {:.2}%",
-                accs.len(),
-                100.0 * mean,
-                100.0 * var.sqrt(),
-                100.0 * accs.iter().copied().fold(1.0, f64::min),
-                100.0 * accs.iter().copied().fold(0.0, f64::max)
+                "test accuracy at the best validation epoch over {} seeds: {}",
+                selected.len(),
+                spread(&selected)
             );
         }
     }
@@ -304,37 +336,23 @@ fn write_outputs(
     module: &pigeon::ir::Module,
 ) -> Result<()> {
     if let Some(path) = &args.metrics {
-        let csv = path.extension().is_some_and(|e| e == "csv");
-        let mut text = String::new();
-        if csv {
-            text.push_str("epoch,loss,train_acc,valid_acc,test_acc,seconds\n");
-        }
-        for (i, (m, secs)) in result.epochs.iter().enumerate() {
-            if csv {
-                let cell = |x: Option<f64>| x.map(|a| a.to_string()).unwrap_or_default();
-                let _ = writeln!(
-                    text,
-                    "{},{},{},{},{},{secs}",
-                    i + 1,
-                    m.loss,
-                    cell(m.train_acc),
-                    cell(m.valid_acc),
-                    cell(m.test_acc)
-                );
-            } else {
-                let _ = writeln!(
-                    text,
-                    "{{\"epoch\":{},\"loss\":{},\"train_acc\":{},\"valid_acc\":{},\"test_acc\":{},\"seconds\":{secs}}}",
-                    i + 1,
-                    m.loss,
-                    opt_json(m.train_acc),
-                    opt_json(m.valid_acc),
-                    opt_json(m.test_acc)
-                );
-            }
-        }
-        pigeon::runtime::io::write_atomic(path, text.as_bytes())?;
-        println!("wrote {}", path.display());
+        let rows = result
+            .epochs
+            .iter()
+            .enumerate()
+            .map(|(i, (m, secs))| {
+                vec![
+                    Some((i + 1) as f64),
+                    Some(m.loss),
+                    m.train_acc,
+                    m.valid_acc,
+                    m.test_acc,
+                    Some(*secs),
+                ]
+            })
+            .collect::<Vec<_>>();
+        let columns = ["epoch", "loss", "train_acc", "valid_acc", "test_acc", "seconds"];
+        write_metrics(path, &columns, &rows)?;
     }
     if let Some(path) = &args.curve {
         use crate::curve::{write_svg, Series};
@@ -440,4 +458,38 @@ fn load_inputs(
                 .with_context(|| format!("{} has no tensor `{n}`", path.display()))
         })
         .collect()
+}
+
+/// Per-epoch rows as CSV (when `path` ends in `.csv`; a missing value is an empty cell) or as
+/// JSON lines (a missing value is `null`), written atomically.
+pub fn write_metrics(path: &Path, columns: &[&str], rows: &[Vec<Option<f64>>]) -> Result<()> {
+    let csv = path.extension().is_some_and(|e| e == "csv");
+    let mut text = String::new();
+    if csv {
+        text.push_str(&columns.join(","));
+        text.push('\n');
+    }
+    for row in rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .zip(row)
+            .map(|(c, v)| match (csv, v) {
+                (true, v) => v.map(|x| x.to_string()).unwrap_or_default(),
+                (false, v) => {
+                    format!("\"{c}\":{}", v.map(|x| x.to_string()).unwrap_or_else(|| "null".into()))
+                }
+            })
+            .collect();
+        if csv {
+            text.push_str(&cells.join(","));
+        } else {
+            text.push('{');
+            text.push_str(&cells.join(","));
+            text.push('}');
+        }
+        text.push('\n');
+    }
+    pigeon::runtime::io::write_atomic(path, text.as_bytes())?;
+    println!("wrote {}", path.display());
+    Ok(())
 }

@@ -7,7 +7,6 @@ use anyhow::{bail, Result};
 use pigeon::runtime::optim::Optimizer;
 use pigeon::runtime::HeteroGraph;
 use pigeon::train::{LinkOptions, LinkSplit, LinkTrainer, TrainOptions};
-use std::fmt::Write as _;
 use std::time::Instant;
 
 /// Trains for link prediction and reports the ranking.
@@ -89,21 +88,12 @@ fn write_losses(
     module: &pigeon::ir::Module,
 ) -> Result<()> {
     if let Some(path) = &args.metrics {
-        let csv = path.extension().is_some_and(|e| e == "csv");
-        let mut text = String::new();
-        if csv {
-            text.push_str("epoch,loss,seconds\n");
-        }
-        for (i, (loss, secs)) in losses.iter().enumerate() {
-            if csv {
-                let _ = writeln!(text, "{},{loss},{secs}", i + 1);
-            } else {
-                let _ =
-                    writeln!(text, "{{\"epoch\":{},\"loss\":{loss},\"seconds\":{secs}}}", i + 1);
-            }
-        }
-        pigeon::runtime::io::write_atomic(path, text.as_bytes())?;
-        println!("wrote {}", path.display());
+        let rows: Vec<Vec<Option<f64>>> = losses
+            .iter()
+            .enumerate()
+            .map(|(i, (loss, secs))| vec![Some((i + 1) as f64), Some(*loss), Some(*secs)])
+            .collect();
+        crate::train_cli::write_metrics(path, &["epoch", "loss", "seconds"], &rows)?;
     }
     if let Some(path) = &args.curve {
         use crate::curve::{write_svg, Series};

@@ -492,28 +492,7 @@ pub enum Op {
 impl Op {
     /// The operands of this instruction, in order.
     pub fn operands(&self) -> Vec<ValueId> {
-        match self {
-            Op::Input { .. } | Op::Weight(_) | Op::Const(_) | Op::GroupSize { .. } => Vec::new(),
-            Op::Gather { x, .. }
-            | Op::Unary { x, .. }
-            | Op::View { x, .. }
-            | Op::EdgeSoftmax { x }
-            | Op::Aggregate { x, .. }
-            | Op::Scatter { x, .. }
-            | Op::SliceSum { x, .. }
-            | Op::SumTo { x, .. }
-            | Op::Transpose { x }
-            | Op::Narrow { x, .. } => vec![*x],
-            Op::Slice { w, .. } => vec![*w],
-            Op::Linear { x, w, .. } => vec![*x, *w],
-            Op::Binary { a, b, .. } | Op::Dot { a, b } => vec![*a, *b],
-            Op::LinearGrad { x, dy, .. }
-            | Op::UnaryGrad { x, dy, .. }
-            | Op::MaxGrad { x, dy, .. } => {
-                vec![*x, *dy]
-            }
-            Op::Concat { xs } => xs.clone(),
-        }
+        self.clone().operands_mut().into_iter().map(|v| *v).collect()
     }
 
     /// The operands of this instruction, in order, for rewriting in place.

@@ -120,10 +120,17 @@ pub struct Ranking {
 }
 
 /// The filtered rank of the true tail (or head) of `(h, r, t)` among all entities.
-fn rank(e: &Tensor, rel: &Tensor, (h, r, t): Triple, corrupt_tail: bool, known: &HashSet<Triple>) -> usize {
+fn rank(
+    e: &Tensor,
+    rel: &Tensor,
+    (h, r, t): Triple,
+    corrupt_tail: bool,
+    known: &HashSet<Triple>,
+) -> usize {
     // The fixed side times the relation, then one dot product per candidate.
     let fixed = if corrupt_tail { h } else { t };
-    let hr: Vec<f64> = e.row(fixed as usize).iter().zip(rel.row(r as usize)).map(|(a, b)| a * b).collect();
+    let hr: Vec<f64> =
+        e.row(fixed as usize).iter().zip(rel.row(r as usize)).map(|(a, b)| a * b).collect();
     let truth = if corrupt_tail { t } else { h };
     let dot = |c: usize| -> f64 { hr.iter().zip(e.row(c)).map(|(a, b)| a * b).sum() };
     let target = dot(truth as usize);
