@@ -294,3 +294,35 @@ fn each_operator_matches_finite_differences() {
         b.aggregate(AggOp::Sum, AggGroup::All, c).unwrap()
     });
 }
+
+#[test]
+fn inter_level_passes_keep_backward_modules_and_lowering_refuses_them_clearly() {
+    for (name, params) in zoo() {
+        let module = compile_zoo(name, &params);
+        let d = differentiate(&module, &[]).expect("differentiate");
+        let s = split(&d).expect("split");
+        let graph = adversarial_graphs().remove(3);
+        let stats = pigeon::runtime::layout::graph_stats(&graph);
+        let case = Case::new(module.clone(), graph, 9);
+        let fwd = interpret(&s.forward, &case.graph, &case.inputs, &case.weights).expect("fwd");
+        let mut inputs = case.inputs.clone();
+        inputs.extend(fwd.into_iter().filter(|(n, _)| n.starts_with("saved:")));
+        for (out, seed_name) in &d.seeds {
+            let t = case.seeds.iter().find(|(n, _)| n == out).expect("seed").1.clone();
+            inputs.push((seed_name.clone(), t));
+        }
+        let want = interpret(&s.backward, &case.graph, &inputs, &case.weights).expect("bwd");
+        let options = pigeon::passes::Options::default();
+        let opt =
+            pigeon::passes::compile(&s.backward, &stats, &options, Some("materialize-compact"))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = interpret(&opt.module, &case.graph, &inputs, &case.weights).expect("opt bwd");
+        for ((gn, gt), (_, wt)) in got.iter().zip(&want) {
+            assert!(common::max_rel_err(&gt.data, &wt.data) < 1e-12, "{name}: {gn}");
+        }
+        let err = pigeon::passes::compile(&s.backward, &stats, &options, None)
+            .expect_err("backward modules do not lower yet")
+            .to_string();
+        assert!(err.contains("no kernel template yet"), "{name}: {err}");
+    }
+}
