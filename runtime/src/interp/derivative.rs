@@ -124,28 +124,61 @@ fn linear_grad(
     let (_, form) = shape::linear(&x.t.shape, w_shape)
         .ok_or_else(|| internal(format!("cannot multiply {} by {w_shape}", x.t.shape)))?;
     let sel = selection(ctx, x.domain, by, domain)?;
-    let mut out = Tensor::zeros(ctx.rows(domain), w_shape.clone());
-    for (i, &s) in sel.iter().enumerate().take(x.t.rows) {
-        let (xr, gr, w) = (x.t.row(i), dy.row(i), out.row_mut(s));
-        let (batch, k, n, shared) = match form {
-            LinearForm::Plain { k, n } => (1, k, n, true),
-            LinearForm::Batched { batch, k, n } => (batch, k, n, false),
-            LinearForm::Broadcast { batch, k, n } => (batch, k, n, true),
-        };
-        for b in 0..batch {
-            let wb = if shared { 0 } else { b * k * n };
-            for kk in 0..k {
-                let xv = xr[b * k + kk];
-                if xv == 0.0 {
-                    continue;
-                }
-                for j in 0..n {
-                    w[wb + kk * n + j] += xv * gr[b * n + j];
-                }
+    let (batch, k, n, shared) = match form {
+        LinearForm::Plain { k, n } => (1, k, n, true),
+        LinearForm::Batched { batch, k, n } => (batch, k, n, false),
+        LinearForm::Broadcast { batch, k, n } => (batch, k, n, true),
+    };
+    let weight_rows = ctx.rows(domain);
+    let zeros = || Tensor::zeros(weight_rows, w_shape.clone());
+    if !domain.is_weight_like() {
+        // One weight row per row (`by same` on a row domain): nothing to reduce.
+        let mut out = zeros();
+        for (i, &s) in sel.iter().enumerate().take(x.t.rows) {
+            outer_add(x.t.row(i), dy.row(i), out.row_mut(s), batch, k, n, shared);
+        }
+        return Ok(out);
+    }
+    // Fixed chunks of rows, each summed into its own partial gradient, then the partials in
+    // chunk order: the same sums in the same order whatever the number of threads.
+    use rayon::prelude::*;
+    let rows: Vec<usize> = (0..x.t.rows.min(sel.len())).collect();
+    let partials: Vec<Tensor> = rows
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut part = zeros();
+            for &i in chunk {
+                let (xr, gr, w) = (x.t.row(i), dy.row(i), part.row_mut(sel[i]));
+                outer_add(xr, gr, w, batch, k, n, shared);
+            }
+            part
+        })
+        .collect();
+    let mut out = zeros();
+    for p in partials {
+        out.data.iter_mut().zip(&p.data).for_each(|(o, v)| *o += v);
+    }
+    Ok(out)
+}
+
+/// Rows per partial sum of [`linear_grad`].
+const CHUNK: usize = 8192;
+
+/// `w += x^T g` for one row in a linear form of `batch` blocks of `k x n` (one shared block
+/// when `shared`), skipping zero entries of `x` (exact for finite values).
+fn outer_add(x: &[f64], g: &[f64], w: &mut [f64], batch: usize, k: usize, n: usize, shared: bool) {
+    for b in 0..batch {
+        let wb = if shared { 0 } else { b * k * n };
+        for kk in 0..k {
+            let xv = x[b * k + kk];
+            if xv == 0.0 {
+                continue;
+            }
+            for j in 0..n {
+                w[wb + kk * n + j] += xv * g[b * n + j];
             }
         }
     }
-    Ok(out)
 }
 
 /// Each destination's incoming edges, split into per-relation runs when `group` says so.

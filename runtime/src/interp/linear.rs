@@ -114,8 +114,14 @@ pub(super) fn linear(ctx: &Ctx, x: Val, w: Val, by: Select) -> Result<Tensor> {
         .ok_or_else(|| internal(format!("cannot multiply {} by {}", x.t.shape, w.t.shape)))?;
     let sel = selection(ctx, x.domain, by, w.domain)?;
     let mut out = Tensor::zeros(x.t.rows, out_shape);
-    for (i, &s) in sel.iter().enumerate().take(x.t.rows) {
-        contract(&form, x.t.row(i), w.t.row(s), out.row_mut(i));
+    let width = out.row_len();
+    // Rows are independent: each thread computes whole rows, so the result does not depend on
+    // the number of threads.
+    use rayon::prelude::*;
+    if width > 0 {
+        out.data.par_chunks_mut(width).zip(sel.par_iter()).enumerate().for_each(|(i, (o, &s))| {
+            contract(&form, x.t.row(i), w.t.row(s), o);
+        });
     }
     Ok(out)
 }
