@@ -132,7 +132,7 @@ fn bench_train(args: &BenchArgs) -> Result<()> {
     let (median, runs) =
         crate::grad_cli::train_step_times(args, &args.file, &args.graph, &args.model)?;
     let rss = peak_rss_bytes();
-    let backend = "reference interpreter (f64, 1 thread)";
+    let backend = "reference interpreter (f64)";
     println!(
         "training step (forward + backward) of {} on {}: median {:.3} ms over {runs} runs; {backend}; peak RSS {}",
         args.file.display(),

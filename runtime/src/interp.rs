@@ -12,6 +12,7 @@
 //! [`RuntimeError::InvalidGraph`], and an inconsistent module (an operand used before its
 //! definition, a result that does not match its declared type) is [`RuntimeError::Internal`].
 
+mod dense;
 mod derivative;
 mod elementwise;
 mod layout;

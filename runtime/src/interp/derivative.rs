@@ -139,30 +139,10 @@ fn linear_grad(
         }
         return Ok(out);
     }
-    // Fixed chunks of rows, each summed into its own partial gradient, then the partials in
-    // chunk order: the same sums in the same order whatever the number of threads.
-    use rayon::prelude::*;
-    let rows: Vec<usize> = (0..x.t.rows.min(sel.len())).collect();
-    let partials: Vec<Tensor> = rows
-        .par_chunks(CHUNK)
-        .map(|chunk| {
-            let mut part = zeros();
-            for &i in chunk {
-                let (xr, gr, w) = (x.t.row(i), dy.row(i), part.row_mut(sel[i]));
-                outer_add(xr, gr, w, batch, k, n, shared);
-            }
-            part
-        })
-        .collect();
-    let mut out = zeros();
-    for p in partials {
-        out.data.iter_mut().zip(&p.data).for_each(|(o, v)| *o += v);
-    }
+    let rows = x.t.rows.min(sel.len());
+    let out = super::dense::outer_sum(x.t, dy, &sel[..rows], &form, weight_rows, w_shape);
     Ok(out)
 }
-
-/// Rows per partial sum of [`linear_grad`].
-const CHUNK: usize = 8192;
 
 /// `w += x^T g` for one row in a linear form of `batch` blocks of `k x n` (one shared block
 /// when `shared`), skipping zero entries of `x` (exact for finite values).
@@ -174,8 +154,9 @@ fn outer_add(x: &[f64], g: &[f64], w: &mut [f64], batch: usize, k: usize, n: usi
             if xv == 0.0 {
                 continue;
             }
-            for j in 0..n {
-                w[wb + kk * n + j] += xv * g[b * n + j];
+            let row = &mut w[wb + kk * n..wb + (kk + 1) * n];
+            for (o, &gv) in row.iter_mut().zip(&g[b * n..(b + 1) * n]) {
+                *o += xv * gv;
             }
         }
     }

@@ -4,7 +4,7 @@
 use super::{Ctx, Val};
 use crate::error::{Result, RuntimeError};
 use crate::tensor::Tensor;
-use pigeon_ir::shape::{self, LinearForm};
+use pigeon_ir::shape;
 use pigeon_ir::{Domain, Endpoint, Index, Select};
 
 fn internal(m: String) -> RuntimeError {
@@ -114,55 +114,6 @@ pub(super) fn linear(ctx: &Ctx, x: Val, w: Val, by: Select) -> Result<Tensor> {
         .ok_or_else(|| internal(format!("cannot multiply {} by {}", x.t.shape, w.t.shape)))?;
     let sel = selection(ctx, x.domain, by, w.domain)?;
     let mut out = Tensor::zeros(x.t.rows, out_shape);
-    let width = out.row_len();
-    // Rows are independent: each thread computes whole rows, so the result does not depend on
-    // the number of threads.
-    use rayon::prelude::*;
-    if width > 0 {
-        out.data.par_chunks_mut(width).zip(sel.par_iter()).enumerate().for_each(|(i, (o, &s))| {
-            contract(&form, x.t.row(i), w.t.row(s), o);
-        });
-    }
+    super::dense::linear(x.t, w.t, &sel[..x.t.rows.min(sel.len())], &form, &mut out);
     Ok(out)
-}
-
-/// `out = x @ w` for one row, in the given form (see `pigeon_ir::shape::LinearForm`).
-pub(super) fn contract(form: &LinearForm, x: &[f64], w: &[f64], out: &mut [f64]) {
-    match *form {
-        // [K] x [K, N..]: out[j] = sum_k x[k] w[k, j]
-        LinearForm::Plain { k, n } => matvec(x, w, k, n, out),
-        // [B, K] x [B, K, N]: batch b uses its own matrix w[b]
-        LinearForm::Batched { batch, k, n } => {
-            for b in 0..batch {
-                matvec(
-                    &x[b * k..(b + 1) * k],
-                    &w[b * k * n..(b + 1) * k * n],
-                    k,
-                    n,
-                    &mut out[b * n..(b + 1) * n],
-                );
-            }
-        }
-        // [B, K] x [K, N]: every batch uses the same matrix
-        LinearForm::Broadcast { batch, k, n } => {
-            for b in 0..batch {
-                matvec(&x[b * k..(b + 1) * k], w, k, n, &mut out[b * n..(b + 1) * n]);
-            }
-        }
-    }
-}
-
-/// `out[j] = sum_{kk < k} x[kk] * w[kk * n + j]`.
-fn matvec(x: &[f64], w: &[f64], k: usize, n: usize, out: &mut [f64]) {
-    let out = &mut out[..n];
-    out.iter_mut().for_each(|o| *o = 0.0);
-    for (kk, &xv) in x.iter().enumerate().take(k) {
-        // Sparse rows (bag-of-words features) skip their zeros; exact for finite weights.
-        if xv == 0.0 {
-            continue;
-        }
-        for (o, &wv) in out.iter_mut().zip(&w[kk * n..(kk + 1) * n]) {
-            *o += xv * wv;
-        }
-    }
 }
