@@ -93,7 +93,8 @@ enum Command {
     },
     /// Time a model on a graph: per-kernel and total medians, peak memory, ablations.
     Bench(bench::BenchArgs),
-    /// Train a model for node classification on a labelled graph.
+    /// Train a model: node classification on a labelled graph, or link prediction on a
+    /// knowledge graph.
     Train(train_cli::TrainArgs),
     /// Evaluate a checkpoint written by `pigeon train --checkpoint`.
     Eval(train_cli::EvalArgs),

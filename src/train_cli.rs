@@ -46,7 +46,8 @@ pub enum TaskArg {
 pub struct TrainArgs {
     /// The `.rgnn` file.
     pub file: PathBuf,
-    /// The graph spec (see `pigeon run --help`); it must carry node labels.
+    /// The graph spec (see `pigeon run --help`): with node labels for classification, with
+    /// train/valid/test triples (`triples:`) for link prediction.
     #[arg(long)]
     pub graph: String,
     #[command(flatten)]
