@@ -11,7 +11,7 @@ use pigeon::ir::builder::ModuleBuilder;
 use pigeon::ir::{
     AggGroup, AggOp, BinaryOp, Domain, Endpoint, Index, Init, Module, Select, UnaryOp, WeightKind,
 };
-use pigeon::passes::autodiff::{differentiate, split, Differentiated};
+use pigeon::passes::autodiff::{differentiate, split, Differentiated, Split};
 use pigeon::runtime::bind::bind_inputs;
 use pigeon::runtime::graph::HeteroGraph;
 use pigeon::runtime::interp::interpret;
@@ -70,6 +70,19 @@ impl Case {
         let outs = interpret(&d.module, &self.graph, &inputs, &self.weights)
             .unwrap_or_else(|e| panic!("{}: backward: {e}\n{}", self.module.name, d.module));
         outs.into_iter().filter(|(n, _)| n.starts_with("grad:")).collect()
+    }
+
+    /// The backward module's inputs: the model's inputs, the saved values from running the
+    /// forward module, and the seeds.
+    fn backward_inputs(&self, d: &Differentiated, s: &Split) -> Vec<(String, Tensor)> {
+        let fwd = interpret(&s.forward, &self.graph, &self.inputs, &self.weights).expect("fwd");
+        let mut inputs = self.inputs.clone();
+        inputs.extend(fwd.into_iter().filter(|(n, _)| n.starts_with("saved:")));
+        for (out, seed_name) in &d.seeds {
+            let t = self.seeds.iter().find(|(n, _)| n == out).expect("seed").1.clone();
+            inputs.push((seed_name.clone(), t));
+        }
+        inputs
     }
 
     /// Checks up to `per_tensor` entries of every weight and input gradient against central
@@ -184,14 +197,7 @@ fn split_forward_and_backward_give_the_same_gradients() {
         let graph = adversarial_graphs().remove(0);
         let case = Case::new(module.clone(), graph, 5);
         let want = case.autodiff(&d);
-        // Forward, then backward from the saved values, the inputs and the seeds.
-        let fwd = interpret(&s.forward, &case.graph, &case.inputs, &case.weights).expect("fwd");
-        let mut inputs = case.inputs.clone();
-        inputs.extend(fwd.into_iter().filter(|(n, _)| n.starts_with("saved:")));
-        for (out, seed_name) in &d.seeds {
-            let t = case.seeds.iter().find(|(n, _)| n == out).expect("seed").1.clone();
-            inputs.push((seed_name.clone(), t));
-        }
+        let inputs = case.backward_inputs(&d, &s);
         let got = interpret(&s.backward, &case.graph, &inputs, &case.weights).expect("bwd");
         assert_eq!(got.len(), want.len(), "{name}");
         for ((gn, gt), (wn, wt)) in got.iter().zip(&want) {
@@ -304,13 +310,7 @@ fn inter_level_passes_keep_backward_modules_and_lowering_refuses_them_clearly() 
         let graph = adversarial_graphs().remove(3);
         let stats = pigeon::runtime::layout::graph_stats(&graph);
         let case = Case::new(module.clone(), graph, 9);
-        let fwd = interpret(&s.forward, &case.graph, &case.inputs, &case.weights).expect("fwd");
-        let mut inputs = case.inputs.clone();
-        inputs.extend(fwd.into_iter().filter(|(n, _)| n.starts_with("saved:")));
-        for (out, seed_name) in &d.seeds {
-            let t = case.seeds.iter().find(|(n, _)| n == out).expect("seed").1.clone();
-            inputs.push((seed_name.clone(), t));
-        }
+        let inputs = case.backward_inputs(&d, &s);
         let want = interpret(&s.backward, &case.graph, &inputs, &case.weights).expect("bwd");
         let options = pigeon::passes::Options::default();
         let opt =

@@ -57,7 +57,7 @@ pub struct Differentiated {
 
 /// Differentiates `forward` with respect to all its weights and the inputs named in `inputs`.
 pub fn differentiate(forward: &Module, inputs: &[&str]) -> Result<Differentiated, PassError> {
-    verify(forward.clone(), "autodiff (input)")?;
+    crate::pipeline::verified(forward.clone(), "autodiff (input)")?;
     for name in inputs {
         if !forward.inputs().iter().any(|d| d.name == *name) {
             return Err(PassError::Unsupported(format!("no input `{name}` to differentiate by")));
@@ -124,7 +124,7 @@ pub fn differentiate(forward: &Module, inputs: &[&str]) -> Result<Differentiated
         e.module.outputs.push((out.clone(), grad));
         input_grads.push((name.to_string(), out));
     }
-    let module = verify(e.module, "autodiff")?;
+    let module = crate::pipeline::verified(e.module, "autodiff")?;
     Ok(Differentiated {
         module,
         forward_len: forward.insts.len(),
@@ -145,14 +145,6 @@ fn needs_grad(m: &Module, inputs: &[&str]) -> Vec<bool> {
         };
     }
     needs
-}
-
-fn verify(m: Module, pass: &'static str) -> Result<Module, PassError> {
-    pigeon_ir::verify(&m).map_err(|errors| {
-        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        PassError::Internal { pass, message: list.join("; ") }
-    })?;
-    Ok(m)
 }
 
 /// Appends typed instructions to the module being differentiated.
@@ -302,8 +294,9 @@ pub fn split(d: &Differentiated) -> Result<Split, PassError> {
     for s in &saved {
         fwd.outputs.push((s.name.clone(), s.value));
     }
-    let forward = verify(fwd, "autodiff split (forward)")?;
-    let backward = verify(crate::cleanup::cleanup(&bwd), "autodiff split (backward)")?;
+    let forward = crate::pipeline::verified(fwd, "autodiff split (forward)")?;
+    let backward =
+        crate::pipeline::verified(crate::cleanup::cleanup(&bwd), "autodiff split (backward)")?;
     Ok(Split { forward, backward, saved })
 }
 

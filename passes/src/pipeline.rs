@@ -60,7 +60,8 @@ pub fn check_pass_name(name: &str) -> Result<(), PassError> {
     }
 }
 
-fn verified(module: Module, pass: &'static str) -> Result<Module, PassError> {
+/// `module` when it verifies, otherwise an internal error of `pass` listing the violations.
+pub(crate) fn verified(module: Module, pass: &'static str) -> Result<Module, PassError> {
     pigeon_ir::verify(&module).map_err(|errors| {
         let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         PassError::Internal { pass, message: list.join("; ") }
