@@ -8,7 +8,7 @@
 use crate::run::{executor, BackendArg, Executor};
 use crate::{load_graph, ModelArgs, OptArgs};
 use anyhow::{anyhow, Result};
-use pigeon::ir::plan::{BufferId, Epilogue, Kernel, Plan, RowSpace, Schedule, StmtOp, StoreMode};
+use pigeon::ir::plan::{BufferId, Epilogue, Kernel, Plan, RowSpace, Schedule, StmtOp};
 use pigeon::ir::{Endpoint, GraphStats};
 use pigeon::passes::Options;
 use pigeon::runtime::backend::Profile;
@@ -190,6 +190,7 @@ fn measure(
             let template = match k {
                 pigeon::ir::plan::Kernel::Gemm(_) => "gemm",
                 pigeon::ir::plan::Kernel::Traversal(_) => "traversal",
+                pigeon::ir::plan::Kernel::WeightGrad(_) => "weight_grad",
             };
             let times = profiles.iter().filter_map(|p| p.per_kernel.get(i).map(|x| x.1)).collect();
             (format!("{id} {template}"), median(times), kernel_bytes(&plan, k, &stats))
@@ -355,9 +356,14 @@ pub fn kernel_bytes(plan: &Plan, kernel: &Kernel, stats: &GraphStats) -> usize {
                     read.push(*buf);
                 }
             }
-            let accumulates = g.store == StoreMode::AddIntoDst;
+            let accumulates = g.store.accumulates();
             total += bytes(g.c) * if accumulates { 2 } else { 1 };
             total += 4 * rows_of(g.rows, stats) * (1 + usize::from(accumulates));
+        }
+        Kernel::WeightGrad(g) => {
+            read.extend(g.a.map(|a| a.0));
+            read.push(g.b.0);
+            total += bytes(g.c) + 4 * rows_of(g.rows, stats);
         }
         Kernel::Traversal(t) => {
             let space = match t.schedule {

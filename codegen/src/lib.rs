@@ -27,7 +27,7 @@ pub use spec::{
     CudaProgram, GemmMath, GraphArray, Grid, KernelLaunch, Options, Param, Segmentation,
 };
 
-use pigeon_ir::plan::{BufferId, Kernel, Plan, StmtOp};
+use pigeon_ir::plan::{BufferId, Kernel, Plan, StmtOp, StoreMode};
 use pigeon_ir::EntityId;
 use writer::Writer;
 
@@ -54,6 +54,7 @@ pub fn c_ident(name: &str) -> String {
 
 /// CUDA C++ for every kernel of `plan`, and how to launch each.
 pub fn generate(plan: &Plan, options: &Options) -> Result<CudaProgram> {
+    backward_support(plan)?;
     let model = c_ident(&plan.name);
     let mut w = Writer::new();
     w.line(banner(&plan.name));
@@ -76,16 +77,52 @@ pub fn generate(plan: &Plan, options: &Options) -> Result<CudaProgram> {
                 let name = format!("traversal_{model}_{}", id.index());
                 traversal::emit(&mut w, plan, id, t, &name)?
             }
+            Kernel::WeightGrad(_) => return Err(backward_unsupported(id)),
         };
         kernels.push(launch);
     }
     Ok(CudaProgram { model: plan.name.clone(), source: w.finish(), kernels })
 }
 
+/// Refuses the backward kernels the CUDA templates do not implement yet: weight gradients,
+/// derivative statements and stores into source rows.
+fn backward_support(plan: &Plan) -> Result<()> {
+    for (id, kernel) in plan.kernels.iter() {
+        let backward = match kernel {
+            Kernel::Gemm(g) => g.store == StoreMode::AddIntoSrc,
+            Kernel::WeightGrad(_) => true,
+            Kernel::Traversal(t) => t.body.iter().any(|s| {
+                matches!(
+                    s.op,
+                    StmtOp::UnaryGrad { .. }
+                        | StmtOp::SumTo { .. }
+                        | StmtOp::Transpose { .. }
+                        | StmtOp::Narrow { .. }
+                        | StmtOp::GroupSize { .. }
+                        | StmtOp::MaxGrad { .. }
+                        | StmtOp::Store { mode: StoreMode::AddIntoSrc, .. }
+                )
+            }),
+        };
+        if backward {
+            return Err(backward_unsupported(id));
+        }
+    }
+    Ok(())
+}
+
+fn backward_unsupported(id: pigeon_ir::plan::KernelId) -> CodegenError {
+    error::unsupported(format!(
+        "backward kernel {id} yet (weight gradients, derivative statements and adds into \
+         source rows run on the CPU back end)"
+    ))
+}
+
 /// The buffers a kernel writes.
 pub fn written_buffers(kernel: &Kernel) -> Vec<BufferId> {
     match kernel {
         Kernel::Gemm(g) => vec![g.c],
+        Kernel::WeightGrad(g) => vec![g.c],
         Kernel::Traversal(t) => t
             .body
             .iter()

@@ -209,6 +209,52 @@ pub enum StmtOp {
         /// Edge register.
         x: RegId,
     },
+    /// `dy * f'(x)`, element-wise (the derivative of [`StmtOp::Unary`]).
+    UnaryGrad {
+        /// The function differentiated.
+        op: UnaryOp,
+        /// Its operand.
+        x: RegId,
+        /// The adjoint of its result.
+        dy: RegId,
+    },
+    /// Sums the register's broadcast axes away, down to the statement's shape (the transpose
+    /// of broadcasting).
+    SumTo {
+        /// Operand.
+        x: RegId,
+    },
+    /// Swaps the last two axes.
+    Transpose {
+        /// Operand (rank at least 2).
+        x: RegId,
+    },
+    /// `len` elements of the last axis from `start` (the transpose of [`StmtOp::Concat`]).
+    Narrow {
+        /// Operand.
+        x: RegId,
+        /// First element taken.
+        start: usize,
+        /// Number of elements taken.
+        len: usize,
+    },
+    /// A scalar per edge: the size of its aggregation group among the destination's incoming
+    /// edges (edge level of a node-parallel traversal).
+    GroupSize {
+        /// The grouping.
+        group: AggGroup,
+    },
+    /// Per element, the edge register `dy` on the first edge of the group (in the
+    /// destination's incoming-edge order) whose `x` attains the group's maximum, 0 on the
+    /// others: the derivative of a max aggregation (edge level of a node-parallel traversal).
+    MaxGrad {
+        /// The grouping.
+        group: AggGroup,
+        /// The aggregated edge register.
+        x: RegId,
+        /// The adjoint of the aggregate, per edge (the destination's row).
+        dy: RegId,
+    },
     /// Write a register into the current row of a buffer (edge-level: the edge's row, or the
     /// destination node's row with `AddIntoDst` semantics in edge-parallel traversals;
     /// node-level: the node's row).
@@ -229,6 +275,17 @@ pub enum StoreMode {
     Write,
     /// Add into the destination node's row (atomically where rows race).
     AddIntoDst,
+    /// Add into the source node's row (atomically where rows race): the transpose of a
+    /// gather by source, for input gradients.
+    AddIntoSrc,
+}
+
+impl StoreMode {
+    /// Whether the mode adds into rows that several iteration rows share (the buffer starts
+    /// at zero and is written by exactly one kernel).
+    pub fn accumulates(self) -> bool {
+        matches!(self, StoreMode::AddIntoDst | StoreMode::AddIntoSrc)
+    }
 }
 
 /// How the rows of a traversal are distributed.
@@ -295,11 +352,34 @@ pub struct Gemm {
     pub store: StoreMode,
 }
 
+/// The GEMM template's weight-gradient form: for each slice `s` of the weight-like `c`,
+/// `C[s] = sum over the iteration rows i selecting s of A[i]^T B[i]` (per-segment outer
+/// products, contracted as `form` says: the transpose of [`Gemm`] with respect to its B).
+/// Without an A operand, A is 1 and the kernel is a segmented row sum (`slice_sum`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightGrad {
+    /// The iteration rows (those of the forward GEMM).
+    pub rows: RowSpace,
+    /// How iteration rows select the slice of `c` they add into.
+    pub segment: Select,
+    /// The forward GEMM's A operand and how iteration rows find their row; `None` for 1.
+    pub a: Option<(BufferId, RowIndex)>,
+    /// The adjoint of the forward GEMM's output, and how iteration rows find their row.
+    pub b: (BufferId, RowIndex),
+    /// Contraction form of the forward product (`plain(k=1, n=numel)` without A).
+    pub form: LinearForm,
+    /// The weight-like output, overwritten.
+    pub c: BufferId,
+}
+
 /// A kernel instance of one of the two templates.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
     /// Segmented gather-GEMM-scatter.
     Gemm(Gemm),
+    /// Segmented outer products `A^T B` into weight-like rows (the GEMM template's transposed
+    /// form, for weight gradients).
+    WeightGrad(WeightGrad),
     /// Node, edge or row traversal with a fused body.
     Traversal(Traversal),
 }

@@ -15,7 +15,7 @@ use crate::inter::{
 use crate::parse::{err, select, tokenize, unary, Cursor, Tok, Token, BINARY, UNARY};
 use crate::plan::{
     Buffer, BufferId, BufferKind, Epilogue, Gemm, Kernel, KernelId, Layout, Level, Plan, RegId,
-    RowIndex, RowSpace, Schedule, Stmt, StmtOp, StoreMode, Traversal,
+    RowIndex, RowSpace, Schedule, Stmt, StmtOp, StoreMode, Traversal, WeightGrad,
 };
 use crate::shape::LinearForm;
 
@@ -185,11 +185,16 @@ impl PlanParser {
     fn kernel(&mut self, cur: &mut Cursor) -> Result<(), IrError> {
         let k = numbered::<KernelId>(cur, 'k', self.plan.kernels.len(), "kernels")?;
         cur.punct('=')?;
-        match cur.one_of(&["gemm", "traversal"])? {
+        match cur.one_of(&["gemm", "weight_grad", "traversal"])? {
             0 => {
                 let g = gemm(cur)?;
                 cur.end()?;
                 self.plan.kernels.push(Kernel::Gemm(g));
+            }
+            1 => {
+                let g = weight_grad(cur)?;
+                cur.end()?;
+                self.plan.kernels.push(Kernel::WeightGrad(g));
             }
             _ => {
                 let schedule = schedule(cur)?;
@@ -264,6 +269,31 @@ fn gemm(cur: &mut Cursor) -> Result<Gemm, IrError> {
     Ok(Gemm { rows, segment, a, gather, b, form, epilogue, c, store })
 }
 
+/// `weight_grad ... c BID`, after `weight_grad`.
+fn weight_grad(cur: &mut Cursor) -> Result<WeightGrad, IrError> {
+    cur.keyword("rows")?;
+    let rows = row_space(cur)?;
+    cur.keyword("segment")?;
+    let segment = select(cur)?;
+    cur.keyword("a")?;
+    let a = if cur.at_word("one") {
+        cur.bump();
+        None
+    } else {
+        let buf = buffer_id(cur)?;
+        cur.keyword("gather")?;
+        Some((buf, row_index(cur)?))
+    };
+    cur.keyword("b")?;
+    let b = buffer_id(cur)?;
+    cur.keyword("gather")?;
+    let b_index = row_index(cur)?;
+    let form = form(cur)?;
+    cur.keyword("c")?;
+    let c = buffer_id(cur)?;
+    Ok(WeightGrad { rows, segment, a, b: (b, b_index), form, c })
+}
+
 fn epilogue_op(cur: &mut Cursor) -> Result<Epilogue, IrError> {
     if cur.at_word("scale") || cur.at_word("add") {
         let scale = cur.at_word("scale");
@@ -297,8 +327,23 @@ fn stmt(cur: &mut Cursor, n: usize) -> Result<Stmt, IrError> {
     Ok(Stmt { level, op, shape })
 }
 
-const STMT_WORDS: [&str; 9] =
-    ["load", "const", "dot", "view", "concat", "matvec", "softmax", "aggregate", "store"];
+const STMT_WORDS: [&str; 15] = [
+    "load",
+    "const",
+    "dot",
+    "view",
+    "concat",
+    "matvec",
+    "softmax",
+    "aggregate",
+    "store",
+    "grad",
+    "sum_to",
+    "transpose",
+    "narrow",
+    "group_size",
+    "max_grad",
+];
 
 fn stmt_op(cur: &mut Cursor) -> Result<StmtOp, IrError> {
     let word = first_word(cur);
@@ -344,13 +389,32 @@ fn stmt_op(cur: &mut Cursor) -> Result<StmtOp, IrError> {
         "softmax" => StmtOp::Softmax { x: reg(cur)? },
         "aggregate" => {
             let op = [AggOp::Sum, AggOp::Mean, AggOp::Max][cur.one_of(&["sum", "mean", "max"])?];
-            let group = if cur.at_word("per_relation") {
-                cur.bump();
-                AggGroup::PerRelation
-            } else {
-                AggGroup::All
-            };
+            let group = agg_group(cur);
             StmtOp::Aggregate { op, group, x: reg(cur)? }
+        }
+        "grad" => {
+            let Some(i) = UNARY.iter().position(|w| *w == first_word(cur)) else {
+                return Err(cur.expected("the function differentiated (`relu`, `tanh`, ...)"));
+            };
+            cur.bump();
+            let op = unary(i, cur)?;
+            let (x, dy) = two_regs(cur)?;
+            StmtOp::UnaryGrad { op, x, dy }
+        }
+        "sum_to" => StmtOp::SumTo { x: reg(cur)? },
+        "transpose" => StmtOp::Transpose { x: reg(cur)? },
+        "narrow" => {
+            let x = reg(cur)?;
+            cur.keyword("from")?;
+            let start = cur.number::<usize>("the first element (a non-negative integer)")?;
+            cur.keyword("len")?;
+            StmtOp::Narrow { x, start, len: cur.number::<usize>("a length")? }
+        }
+        "group_size" => StmtOp::GroupSize { group: agg_group(cur) },
+        "max_grad" => {
+            let group = agg_group(cur);
+            let (x, dy) = two_regs(cur)?;
+            StmtOp::MaxGrad { group, x, dy }
         }
         _ => {
             let buf = buffer_id(cur)?;
@@ -358,6 +422,16 @@ fn stmt_op(cur: &mut Cursor) -> Result<StmtOp, IrError> {
             StmtOp::Store { buf, x, mode: store_mode(cur)? }
         }
     })
+}
+
+/// An optional `per_relation`.
+fn agg_group(cur: &mut Cursor) -> AggGroup {
+    if cur.at_word("per_relation") {
+        cur.bump();
+        AggGroup::PerRelation
+    } else {
+        AggGroup::All
+    }
 }
 
 fn two_regs(cur: &mut Cursor) -> Result<(RegId, RegId), IrError> {
@@ -437,7 +511,8 @@ fn layout(cur: &mut Cursor) -> Result<Layout, IrError> {
 }
 
 fn store_mode(cur: &mut Cursor) -> Result<StoreMode, IrError> {
-    Ok([StoreMode::Write, StoreMode::AddIntoDst][cur.one_of(&["write", "add_into_dst"])?])
+    const MODES: [StoreMode; 3] = [StoreMode::Write, StoreMode::AddIntoDst, StoreMode::AddIntoSrc];
+    Ok(MODES[cur.one_of(&["write", "add_into_dst", "add_into_src"])?])
 }
 
 fn schedule(cur: &mut Cursor) -> Result<Schedule, IrError> {

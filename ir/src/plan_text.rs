@@ -50,13 +50,16 @@
 //! space   := "nodes" | "edges" | "compact.src" | "compact.dst" | "relations" | "ntypes" | "one"
 //! layouts := "layouts" [ layout { "," layout } ]                     (lines append)
 //! layout  := "nodes_by_type" | "edges_by_relation" | "in_csr" | "compact.src" | "compact.dst"
-//! kernel  := KID "=" gemm | KID "=" "traversal" schedule "{" NEWLINE { stmt NEWLINE } "}"
+//! kernel  := KID "=" gemm | KID "=" wgrad
+//!          | KID "=" "traversal" schedule "{" NEWLINE { stmt NEWLINE } "}"
 //! gemm    := "gemm" "rows" space "segment" select "a" BID "gather" index "b" BID form
 //!            [ "epilogue" "[" [ epi { "," epi } ] "]" ] "c" BID mode
+//! wgrad   := "weight_grad" "rows" space "segment" select "a" ( "one" | BID "gather" index )
+//!            "b" BID "gather" index form "c" BID
 //! epi     := "scale" BID index | "add" BID index | unary
 //! form    := "plain" "(" "k" "=" UINT "," "n" "=" UINT ")"
 //!          | ( "batched" | "broadcast" ) "(" "batch" "=" UINT "," "k" "=" UINT "," "n" "=" UINT ")"
-//! mode    := "write" | "add_into_dst"
+//! mode    := "write" | "add_into_dst" | "add_into_src"
 //! schedule:= "rows" space | "node_parallel" | "edge_parallel"
 //! stmt    := RID "=" level sop ":" shape
 //! level   := "edge" | "node"
@@ -64,6 +67,9 @@
 //!          | "dot" RID "," RID | "view" RID "as" shape | "concat" [ RID { "," RID } ]
 //!          | "matvec" RID "," BID "by" select form | "softmax" RID
 //!          | "aggregate" agg [ "per_relation" ] RID | "store" BID RID mode
+//!          | "grad" unary RID "," RID | "sum_to" RID | "transpose" RID
+//!          | "narrow" RID "from" UINT "len" UINT | "group_size" [ "per_relation" ]
+//!          | "max_grad" [ "per_relation" ] RID "," RID
 //! index   := "this" | "src" | "dst" | "compact.src" | "compact.dst"          (This, Node, EdgeToCompact)
 //!          | "same" | "relation" | "ntype" | "src.ntype" | "dst.ntype"      (Select)
 //! output  := "output" STRING "=" BID
@@ -77,7 +83,7 @@
 use crate::inter::AggGroup;
 use crate::plan::{
     Buffer, BufferKind, Epilogue, Gemm, Kernel, Layout, Plan, RowIndex, RowSpace, Schedule, Stmt,
-    StmtOp, StoreMode, Traversal,
+    StmtOp, StoreMode, Traversal, WeightGrad,
 };
 use crate::shape::LinearForm;
 use crate::text::{column, name, quote, unary, weight_decl};
@@ -121,6 +127,9 @@ pub fn print_plan(plan: &Plan) -> String {
             match k {
                 Kernel::Gemm(g) => {
                     let _ = writeln!(out, "{id} = {}", gemm(g));
+                }
+                Kernel::WeightGrad(g) => {
+                    let _ = writeln!(out, "{id} = {}", weight_grad(g));
                 }
                 Kernel::Traversal(t) => traversal(&mut out, &id.to_string(), t),
             }
@@ -176,6 +185,23 @@ fn gemm(g: &Gemm) -> String {
     s
 }
 
+/// The weight-gradient form's text, after `kN = `.
+fn weight_grad(g: &WeightGrad) -> String {
+    let a = match g.a {
+        Some((buf, index)) => format!("{buf} gather {}", row_index(index)),
+        None => "one".to_string(),
+    };
+    format!(
+        "weight_grad rows {} segment {} a {a} b {} gather {} {} c {}",
+        row_space(g.rows),
+        g.segment,
+        g.b.0,
+        row_index(g.b.1),
+        form(&g.form),
+        g.c
+    )
+}
+
 fn epilogue(e: &Epilogue) -> String {
     match e {
         Epilogue::Scale { buf, index } => format!("scale {buf} {}", row_index(*index)),
@@ -208,7 +234,7 @@ fn level(s: &Stmt) -> &'static str {
 }
 
 /// The operation of a statement (between the level and the `:`).
-pub(crate) fn stmt_op(op: &StmtOp) -> String {
+pub fn stmt_op(op: &StmtOp) -> String {
     match op {
         StmtOp::Load { buf, index } => format!("load {buf} {}", row_index(*index)),
         StmtOp::Const(c) => format!("const {c:?}"),
@@ -232,7 +258,21 @@ pub(crate) fn stmt_op(op: &StmtOp) -> String {
             AggGroup::All => format!("aggregate {} {x}", op.name()),
             AggGroup::PerRelation => format!("aggregate {} per_relation {x}", op.name()),
         },
+        StmtOp::UnaryGrad { op, x, dy } => format!("grad {} {x}, {dy}", unary(*op)),
+        StmtOp::SumTo { x } => format!("sum_to {x}"),
+        StmtOp::Transpose { x } => format!("transpose {x}"),
+        StmtOp::Narrow { x, start, len } => format!("narrow {x} from {start} len {len}"),
+        StmtOp::GroupSize { group } => format!("group_size{}", group_suffix(*group)),
+        StmtOp::MaxGrad { group, x, dy } => format!("max_grad{} {x}, {dy}", group_suffix(*group)),
         StmtOp::Store { buf, x, mode } => format!("store {buf} {x} {}", store_mode(*mode)),
+    }
+}
+
+/// `""` or `" per_relation"`.
+fn group_suffix(g: AggGroup) -> &'static str {
+    match g {
+        AggGroup::All => "",
+        AggGroup::PerRelation => " per_relation",
     }
 }
 
@@ -275,6 +315,7 @@ pub(crate) fn store_mode(m: StoreMode) -> &'static str {
     match m {
         StoreMode::Write => "write",
         StoreMode::AddIntoDst => "add_into_dst",
+        StoreMode::AddIntoSrc => "add_into_src",
     }
 }
 

@@ -33,19 +33,23 @@
 //!    number of elements, `concat` `shape::concat` (at least one operand), `matvec`
 //!    `shape::linear` with the statement's `form`, `softmax` and `aggregate` their operand's;
 //!    a store is `[]` and stores a register of its buffer's shape.
-//! 10. Levels: `node` statements only in `node_parallel` traversals; `softmax` only there, at
-//!     edge level; `aggregate` only there, at node level, of an edge register (lower a sum in
+//! 10. Levels: `node` statements only in `node_parallel` traversals; `softmax`, `group_size`
+//!     and `max_grad` only there, at edge level; `aggregate` only there, at node level, of an edge register (lower a sum in
 //!     an edge-parallel traversal to `store ... add_into_dst`); otherwise a node statement
 //!     never reads an edge register, nor an edge statement a node register.
 //! 11. Row indexes: a row of space `I` reads a buffer of rows `B` by `this` when `B` is `I` or
 //!     `one`; by `src`/`dst` when `I` is edges (or the compact rows of that endpoint) and `B`
 //!     is nodes; by `compact.src`/`compact.dst` when `I` is edges and `B` the compact rows of
 //!     that endpoint; by a selection as `check_select` allows. `matvec` selections likewise.
-//! 12. Stores: `write` stores into a buffer with the iteration rows; `add_into_dst` only over
-//!     edges, into a buffer of `nodes` rows.
+//! 12. Stores: `write` stores into a buffer with the iteration rows; `add_into_dst` and
+//!     `add_into_src` only over edges, into a buffer of `nodes` rows.
 //! 13. Layouts: each is listed once, and every needed one is listed: `in_csr` by node-parallel
 //!     traversals; `edges_by_relation` by gemms over edges segmented by relation; `compact.e`
 //!     by compact iteration rows or buffers of endpoint `e` and by `compact.e` row indexes.
+//! 15. Weight gradients: `a` (when present) and `b` are reached from the iteration rows by
+//!     their indexes (rule of 11); `c`'s rows are selected by `segment`; `b` has the shape of
+//!     the product `shape::linear(a.shape, c.shape)` with the kernel's `form`, or, without
+//!     `a`, `c`'s shape with form `plain(k=1, n=numel)`.
 //! 14. Slots: only temps carry a slot; temps sharing a slot have disjoint lifetimes (from the
 //!     kernel that first writes one to the last kernel that reads it, both included). The
 //!     slot's allocation is the largest byte size of its buffers on the graph at hand, which
@@ -55,7 +59,7 @@ use crate::infer::check_select;
 use crate::inter::{Domain, Shape, WeightKind};
 use crate::plan::{
     Buffer, BufferId, BufferKind, Epilogue, Gemm, Kernel, KernelId, Layout, Level, Plan, RegId,
-    RowIndex, RowSpace, Schedule, StmtOp, StoreMode, Traversal,
+    RowIndex, RowSpace, Schedule, StmtOp, StoreMode, Traversal, WeightGrad,
 };
 use crate::plan_text::{form, layout, row_index, row_space};
 use crate::shape;
@@ -237,6 +241,7 @@ impl<'a> Verifier<'a> {
         let at = Location::Kernel(k);
         let (reads, writes, needed) = match kernel {
             Kernel::Gemm(g) => self.gemm(k, g),
+            Kernel::WeightGrad(g) => self.weight_grad(k, g),
             Kernel::Traversal(t) => self.traversal(k, t),
         };
         self.need(at.clone(), &needed);
@@ -397,9 +402,12 @@ impl<'a> Verifier<'a> {
                 );
                 self.push(at.clone(), 7, msg);
             }
-            StoreMode::AddIntoDst if g.rows != RowSpace::Edges || c.rows != RowSpace::Nodes => {
+            StoreMode::AddIntoDst | StoreMode::AddIntoSrc
+                if g.rows != RowSpace::Edges || c.rows != RowSpace::Nodes =>
+            {
                 let msg = format!(
-                    "add_into_dst adds edge rows into nodes rows, not {} rows into {} rows",
+                    "{} adds edge rows into nodes rows, not {} rows into {} rows",
+                    crate::plan_text::store_mode(g.store),
                     row_space(g.rows),
                     row_space(c.rows)
                 );
@@ -407,6 +415,74 @@ impl<'a> Verifier<'a> {
             }
             _ => {}
         }
+    }
+
+    /// Invariant 15: a weight gradient's operands and output.
+    fn weight_grad(&mut self, k: KernelId, g: &'a WeightGrad) -> Access {
+        let at = Location::Kernel(k);
+        let mut needed = BTreeSet::new();
+        if g.rows == RowSpace::Edges && g.segment == crate::Select::Relation {
+            needed.insert(Layout::EdgesByRelation);
+        }
+        if let RowSpace::Compact(e) = g.rows {
+            needed.insert(Layout::Compact(e));
+        }
+        let mut reads = vec![(at.clone(), g.b.0)];
+        let mut indices = vec![g.b];
+        if let Some(a) = g.a {
+            reads.push((at.clone(), a.0));
+            indices.push(a);
+        }
+        for &(buf, index) in &indices {
+            if let RowIndex::EdgeToCompact(ep) = index {
+                needed.insert(Layout::Compact(ep));
+            }
+            let Some(b) = self.buf(&at, buf) else { continue };
+            if let Err(why) = check_index(g.rows, index, b.rows) {
+                self.push(at.clone(), 15, format!("{buf}: {why}"));
+            }
+        }
+        let (b, c) = (self.buf(&at, g.b.0), self.buf(&at, g.c));
+        let a = g.a.and_then(|(a, _)| self.buf(&at, a));
+        if let (Some(b), Some(c)) = (b, c) {
+            if check_select(domain(g.rows), &domain(c.rows), g.segment).is_err() {
+                let msg = format!(
+                    "c {}: {} rows cannot select {} rows by {}",
+                    g.c,
+                    row_space(g.rows),
+                    row_space(c.rows),
+                    g.segment
+                );
+                self.push(at.clone(), 15, msg);
+            }
+            let product = match (g.a, a) {
+                (None, _) => Some((
+                    c.shape.clone(),
+                    crate::shape::LinearForm::Plain { k: 1, n: c.shape.numel() },
+                )),
+                (Some(_), Some(a)) => shape::linear(&a.shape, &c.shape),
+                (Some(_), None) => None,
+            };
+            match product {
+                Some((out, f)) if out == b.shape && f == g.form => {}
+                Some((out, f)) => {
+                    let msg = format!(
+                        "b {} of shape {} and form {} do not match the product's {out} and {}",
+                        g.b.0,
+                        b.shape,
+                        form(&g.form),
+                        form(&f)
+                    );
+                    self.push(at.clone(), 15, msg);
+                }
+                None if g.a.is_some() && a.is_some() => {
+                    let msg = format!("c {} of shape {} is not a weight of a", g.c, c.shape);
+                    self.push(at.clone(), 15, msg);
+                }
+                None => {}
+            }
+        }
+        (reads, vec![(at, g.c)], needed)
     }
 
     /// Invariant 7 (epilogue) of a gemm.
@@ -473,7 +549,8 @@ impl<'a> Verifier<'a> {
             }
             let operands = self.operands(&at, (i, t.body.len()), &s.op, &defs);
             self.levels(&at, t.schedule, s.level, &s.op, &operands);
-            let inferred = operands.map(|ops| self.infer(&at, iter, s.level, &s.op, &ops));
+            let inferred =
+                operands.map(|ops| self.infer(&at, (iter, s.level), &s.op, &ops, &s.shape));
             if let Some(Some(shape)) = inferred {
                 if shape != s.shape {
                     let msg =
@@ -502,8 +579,13 @@ impl<'a> Verifier<'a> {
             | StmtOp::MatVec { x, .. }
             | StmtOp::Softmax { x }
             | StmtOp::Aggregate { x, .. }
+            | StmtOp::SumTo { x }
+            | StmtOp::Transpose { x }
+            | StmtOp::Narrow { x, .. }
             | StmtOp::Store { x, .. } => vec![*x],
+            StmtOp::GroupSize { .. } => Vec::new(),
             StmtOp::Binary { a, b, .. } | StmtOp::Dot { a, b } => vec![*a, *b],
+            StmtOp::UnaryGrad { x, dy: y, .. } | StmtOp::MaxGrad { x, dy: y, .. } => vec![*x, *y],
             StmtOp::Concat { xs } => xs.clone(),
         };
         let mut out = Some(Vec::new());
@@ -544,12 +626,14 @@ impl<'a> Verifier<'a> {
         }
         let ops = operands.as_deref().unwrap_or(&[]);
         match op {
-            StmtOp::Softmax { .. } => {
+            StmtOp::Softmax { .. } | StmtOp::GroupSize { .. } | StmtOp::MaxGrad { .. } => {
+                let name = crate::plan_text::stmt_op(op);
+                let name = name.split(' ').next().unwrap_or("");
                 if !np {
-                    bad("softmax outside a node_parallel traversal".to_string());
+                    bad(format!("{name} outside a node_parallel traversal"));
                 }
                 if level != Level::Edge || ops.iter().any(|o| o.0 != Level::Edge) {
-                    bad("softmax is an edge-level statement of an edge register".to_string());
+                    bad(format!("{name} is an edge-level statement of edge registers"));
                 }
             }
             StmtOp::Aggregate { .. } => {
@@ -578,10 +662,10 @@ impl<'a> Verifier<'a> {
     fn infer(
         &mut self,
         at: &Location,
-        iter: RowSpace,
-        level: Level,
+        (iter, level): (RowSpace, Level),
         op: &StmtOp,
         ops: &[(Level, Shape)],
+        declared: &Shape,
     ) -> Option<Shape> {
         let shape_of = |i: usize| ops.get(i).map(|o| &o.1);
         let mut fail = |inv: u32, msg: String| {
@@ -623,6 +707,33 @@ impl<'a> Verifier<'a> {
                 }
             }
             StmtOp::MatVec { w, select, form: f, .. } => self.matvec(at, iter, x?, *w, *select, f),
+            StmtOp::UnaryGrad { .. } | StmtOp::MaxGrad { .. } => {
+                if x? == y? {
+                    x.cloned()
+                } else {
+                    fail(9, format!("operand and adjoint differ: {} and {}", x?, y?))
+                }
+            }
+            StmtOp::GroupSize { .. } => Some(Shape::scalar()),
+            StmtOp::SumTo { .. } => {
+                if shape::broadcast(declared, x?).as_ref() == Some(x?) {
+                    Some(declared.clone())
+                } else {
+                    fail(9, format!("{declared} does not broadcast to {}", x?))
+                }
+            }
+            StmtOp::Transpose { .. } => match x?.dims() {
+                [lead @ .., k, n] => {
+                    Some(Shape(lead.iter().copied().chain([*n, *k]).collect()))
+                }
+                _ => fail(9, format!("cannot transpose a {} row", x?)),
+            },
+            StmtOp::Narrow { start, len, .. } => match x?.dims() {
+                [lead @ .., last] if start + len <= *last && *len > 0 => {
+                    Some(Shape(lead.iter().copied().chain([*len]).collect()))
+                }
+                _ => fail(9, format!("cannot take {len} from {start} of a {} row", x?)),
+            },
             StmtOp::Store { buf, mode, .. } => {
                 let b = self.buf(at, *buf)?;
                 self.store(at, iter, level, *buf, b, *mode);
@@ -691,11 +802,12 @@ impl<'a> Verifier<'a> {
                 row_space(iter),
                 row_space(b.rows)
             ),
-            StoreMode::AddIntoDst
+            StoreMode::AddIntoDst | StoreMode::AddIntoSrc
                 if level != Level::Edge || iter != RowSpace::Edges || b.rows != RowSpace::Nodes =>
             {
                 format!(
-                    "store {id}: add_into_dst adds edge rows into nodes rows, not {} rows into {} rows",
+                    "store {id}: {} adds edge rows into nodes rows, not {} rows into {} rows",
+                    crate::plan_text::store_mode(mode),
                     row_space(iter),
                     row_space(b.rows)
                 )

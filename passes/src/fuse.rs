@@ -18,13 +18,22 @@
 //!   epilogue chain, in order: `mul` by a per-row scalar (`rel_norm * (src.h @ W[relation])`),
 //!   `add` of a row read through an index (a bias, `b[relation]`, or a same-row value), a unary
 //!   activation, and finally a single-use `aggregate sum` over edges (the GEMM then adds its
-//!   rows into the destination nodes: R-GCN in one kernel). A chain value that is an output or
+//!   rows into the destination nodes: R-GCN in one kernel) or a `scatter ... by src` (it adds
+//!   them into the source nodes: the input gradient of R-GCN in one kernel).
+//! - Weight-gradient groups: each `linear_grad` and `slice_sum` alone, lowered to the GEMM
+//!   template's weight-gradient form (`WeightGrad`), reading its operands from memory. A chain value that is an output or
 //!   has several users ends the chain.
 //! - MatVec rule: a `linear` on edge or compact rows with at most [`MATVEC_MAX_N`] outputs per
 //!   row (an attention projection `x @ q` with `heads` outputs, a relation embedding times a
 //!   small matrix) is computed in the registers of a traversal instead: at most `16 K`
 //!   multiply-adds per row, where a GEMM would write an `[E, N]` tensor that the traversal then
 //!   reads back.
+//! - Derivative statements: `grad f`, `sum_to`, `transpose` and `narrow` are row-local like
+//!   any element-wise operator; `group_size` and `max_grad` need a destination's incoming
+//!   edges together, so their groups are node-parallel (and `max_grad` reads its node adjoint
+//!   from memory); a `scatter ... by src` joins the traversal of its edge operand as an
+//!   edge-level atomic add into source rows, and its node value is never read from that
+//!   traversal's registers.
 //! - Traversal groups are grown in definition order: an instruction joins the traversal groups
 //!   of the operands it reads directly (as registers) when compatible: edge-level work, softmax
 //!   and aggregation, and the node-level work reading the aggregate form one node-parallel
@@ -88,6 +97,8 @@ pub const MATVEC_MAX_N: usize = 16;
 pub enum Template {
     /// A GEMM: the first member is the `linear`, the others its epilogue chain, in order.
     Gemm,
+    /// The GEMM template's weight-gradient form: one `linear_grad` or `slice_sum`.
+    WeightGrad,
     /// A traversal with the given schedule hint (`NodeParallel` when it holds a softmax or an
     /// aggregation, `Rows(space)` otherwise); `choose_schedules` may change it later.
     Traversal(Schedule),
@@ -131,6 +142,7 @@ impl fmt::Display for Fusion {
         for (i, g) in self.groups.iter().enumerate() {
             let kind = match g.template {
                 Template::Gemm => "gemm".to_string(),
+                Template::WeightGrad => "weight-grad".to_string(),
                 Template::Traversal(Schedule::Rows(s)) => format!("rows({})", space_name(s)),
                 Template::Traversal(Schedule::NodeParallel) => "node-parallel".to_string(),
                 Template::Traversal(Schedule::EdgeParallel) => "edge-parallel".to_string(),
@@ -213,6 +225,23 @@ pub fn compose_index(inner: RowIndex, outer: Index) -> Option<RowIndex> {
     }
 }
 
+/// Whether instruction `op` reads operand `p` from memory even when `p` is computed in the
+/// same group: a matvec's weight, and a max gradient's node adjoint (read per edge through the
+/// destination, while node-level registers exist only after the edge loop).
+pub fn memory_operand(op: &Op, p: ValueId) -> bool {
+    match *op {
+        Op::Linear { w, .. } => w == p,
+        Op::MaxGrad { dy, .. } => dy == p,
+        _ => false,
+    }
+}
+
+/// Whether `op` scatters an edge value into source nodes (the transpose of `src.x`): an
+/// edge-level add into memory, whose node value exists only after its kernel.
+pub fn is_src_scatter(op: &Op) -> bool {
+    matches!(op, Op::Scatter { index: Index::Node(Endpoint::Src), .. })
+}
+
 /// Partitions `module`'s instructions into kernel groups; with `options_fuse` off, one group
 /// per computing instruction.
 pub fn fuse(module: &Module, options_fuse: bool) -> Fusion {
@@ -228,7 +257,9 @@ pub fn fuse(module: &Module, options_fuse: bool) -> Fusion {
         if st.group_of[v.index()].is_some() || !st.needs_group(v) {
             continue;
         }
-        if matches!(module.insts[v].op, Op::Linear { .. })
+        if matches!(module.insts[v].op, Op::LinearGrad { .. } | Op::SliceSum { .. }) {
+            st.new_group(Template::WeightGrad, vec![v]);
+        } else if matches!(module.insts[v].op, Op::Linear { .. })
             && (!options_fuse || is_big_linear(module, v))
         {
             st.new_group(Template::Gemm, vec![v]);
@@ -333,7 +364,11 @@ impl<'m> State<'m> {
     /// The schedule hint of a single-instruction traversal group for `v`.
     fn hint_for(&self, v: ValueId) -> Schedule {
         match self.module.insts[v].op {
-            Op::EdgeSoftmax { .. } | Op::Aggregate { .. } => Schedule::NodeParallel,
+            Op::EdgeSoftmax { .. }
+            | Op::Aggregate { .. }
+            | Op::GroupSize { .. }
+            | Op::MaxGrad { .. } => Schedule::NodeParallel,
+            Op::Scatter { .. } => Schedule::Rows(RowSpace::Edges),
             _ => Schedule::Rows(row_space(self.module.ty(v).domain)),
         }
     }
@@ -345,7 +380,7 @@ impl<'m> State<'m> {
         while let Some(next) = self.epilogue_step(y) {
             members.push(next);
             y = next;
-            if matches!(self.module.insts[next].op, Op::Aggregate { .. }) {
+            if matches!(self.module.insts[next].op, Op::Aggregate { .. } | Op::Scatter { .. }) {
                 break;
             }
         }
@@ -360,6 +395,9 @@ impl<'m> State<'m> {
             return None;
         }
         let u = users[0];
+        if self.group_of[u.index()].is_some() {
+            return None; // the epilogue of another GEMM (`add(x @ W, y @ V)`)
+        }
         let ty_y = module.ty(y);
         let same_shape = module.ty(u).shape == ty_y.shape && module.ty(u).domain == ty_y.domain;
         let other = |a: ValueId, b: ValueId| if a == y { b } else { a };
@@ -379,6 +417,7 @@ impl<'m> State<'m> {
             Op::Aggregate { op: AggOp::Sum, group: AggGroup::All, .. } => {
                 (ty_y.domain == Domain::Edge).then_some(u)
             }
+            ref op if is_src_scatter(op) => (ty_y.domain == Domain::Edge).then_some(u),
             _ => None,
         }
     }

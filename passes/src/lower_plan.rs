@@ -49,8 +49,9 @@ use crate::PassError;
 use pigeon_ir::inter::{BinaryOp, Module, Op, Select, ValueId};
 use pigeon_ir::plan::{
     Buffer, BufferId, BufferKind, Epilogue, Gemm, Kernel, Layout, Plan, RowIndex, RowSpace,
-    Schedule, StoreMode,
+    Schedule, StoreMode, WeightGrad,
 };
+use pigeon_ir::shape::LinearForm;
 use pigeon_ir::{EntityId, GraphStats};
 use std::collections::{BTreeSet, HashMap};
 
@@ -103,6 +104,7 @@ pub fn lower_to_plan(
     for (i, group) in fusion.groups.iter().enumerate() {
         let kernel = match group.template {
             Template::Gemm => Kernel::Gemm(lower_gemm(&cx, &group.members)?),
+            Template::WeightGrad => Kernel::WeightGrad(lower_weight_grad(&cx, &group.members)?),
             Template::Traversal(schedule) => {
                 Kernel::Traversal(body::lower_traversal(&cx, i, schedule, &group.members, &needed)?)
             }
@@ -125,16 +127,19 @@ fn needed_buffers(cx: &Cx) -> Result<Vec<bool>, PassError> {
         }
     }
     for (g, group) in cx.fusion.groups.iter().enumerate() {
-        if group.template == Template::Gemm {
+        if matches!(group.template, Template::Gemm | Template::WeightGrad) {
             if let Some(last) = group.members.last() {
                 needed[last.index()] = true;
             }
         }
         for &m in &group.members {
-            for p in module.insts[m].op.operands() {
+            if crate::fuse::is_src_scatter(&module.insts[m].op) {
+                needed[m.index()] = true; // stored as it is computed
+            }
+            let op = &module.insts[m].op;
+            for p in op.operands() {
                 let own = cx.fusion.group(p).is_some_and(|h| h.index() == g);
-                let weight = matches!(module.insts[m].op, Op::Linear { w, .. } if w == p);
-                if cx.materialised[p.index()] && own && !weight {
+                if cx.materialised[p.index()] && own && !crate::fuse::memory_operand(op, p) {
                     continue;
                 }
                 if let Some((src, _)) = resolve(module, &cx.materialised, p) {
@@ -212,6 +217,7 @@ fn lower_gemm(cx: &Cx, members: &[ValueId]) -> Result<Gemm, PassError> {
             }
             Op::Unary { op, .. } => epilogue.push(Epilogue::Unary(op)),
             Op::Aggregate { .. } => store = StoreMode::AddIntoDst,
+            ref op if crate::fuse::is_src_scatter(op) => store = StoreMode::AddIntoSrc,
             _ => return Err(internal(format!("{u} cannot be a gemm epilogue"))),
         }
         y = u;
@@ -228,6 +234,32 @@ fn lower_gemm(cx: &Cx, members: &[ValueId]) -> Result<Gemm, PassError> {
         c,
         store,
     })
+}
+
+/// The weight-gradient kernel of a `linear_grad` or `slice_sum` group.
+fn lower_weight_grad(cx: &Cx, members: &[ValueId]) -> Result<WeightGrad, PassError> {
+    let module = cx.module;
+    let &[m] = members else {
+        return Err(internal(format!("a weight-gradient group of {} members", members.len())));
+    };
+    let c = cx.buf_of.get(&m).copied().ok_or_else(|| internal(format!("{m} has no buffer")))?;
+    let (a, b, by, form) = match &module.insts[m].op {
+        Op::LinearGrad { x, dy, by, shape, .. } => {
+            let (_, form) = pigeon_ir::shape::linear(&module.ty(*x).shape, shape)
+                .ok_or_else(|| internal(format!("{m}: shapes do not contract")))?;
+            (Some(cx.read(*x)?), cx.read(*dy)?, *by, form)
+        }
+        Op::SliceSum { x, by, .. } => {
+            let form = LinearForm::Plain { k: 1, n: module.ty(*x).shape.numel() };
+            (None, cx.read(*x)?, *by, form)
+        }
+        _ => return Err(internal(format!("{m} is not a weight gradient"))),
+    };
+    let x = match &module.insts[m].op {
+        Op::LinearGrad { x, .. } | Op::SliceSum { x, .. } => *x,
+        _ => m,
+    };
+    Ok(WeightGrad { rows: row_space(module.ty(x).domain), segment: by, a, b, form, c })
 }
 
 /// Output buffers: a value's first output names its buffer; an input, a weight, or a value
@@ -282,6 +314,19 @@ fn layouts(plan: &Plan) -> Vec<Layout> {
                     if let Epilogue::Scale { index: i, .. } | Epilogue::Add { index: i, .. } = e {
                         index(&mut set, *i);
                     }
+                }
+            }
+            Kernel::WeightGrad(g) => {
+                if g.rows == RowSpace::Edges && g.segment == Select::Relation {
+                    set.insert(Layout::EdgesByRelation);
+                }
+                if let RowSpace::Compact(e) = g.rows {
+                    set.insert(Layout::Compact(e));
+                }
+                select_layout(&mut set, g.segment);
+                index(&mut set, g.b.1);
+                if let Some((_, i)) = g.a {
+                    index(&mut set, i);
                 }
             }
             Kernel::Traversal(t) => {

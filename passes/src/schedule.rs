@@ -10,7 +10,8 @@
 //! # Schedule rule
 //!
 //! A node-parallel traversal can become edge-parallel when it has no softmax, its only
-//! reductions are `aggregate sum` over all incoming edges, and its node level does nothing but
+//! reductions are `aggregate sum` over all incoming edges (and no `group_size` or `max_grad`,
+//! which need the destination's edges together), and its node level does nothing but
 //! store those sums: each store becomes an edge-level `store ... add_into_dst`. It is made
 //! edge-parallel when the in-degrees are skewed: `max_in_degree >= SKEW_EDGE_PARALLEL * mean
 //! in-degree` (mean = edges / nodes). Node-parallel tasks take as long as their node's
@@ -74,7 +75,9 @@ pub fn to_edge_parallel(t: &Traversal) -> Option<Traversal> {
     for (i, s) in t.body.iter().enumerate() {
         let remap = |r: RegId| map.get(r.index()).copied().flatten();
         let stmt = match (&s.level, &s.op) {
-            (Level::Edge, StmtOp::Softmax { .. }) => return None,
+            (Level::Edge, StmtOp::Softmax { .. })
+            | (Level::Edge, StmtOp::GroupSize { .. })
+            | (Level::Edge, StmtOp::MaxGrad { .. }) => return None,
             (Level::Edge, op) => Stmt { op: remap_op(op, &remap)?, ..s.clone() },
             (Level::Node, StmtOp::Aggregate { op: AggOp::Sum, group: AggGroup::All, x }) => {
                 // The sum of edge register x: later stores add x itself.
@@ -120,6 +123,14 @@ fn remap_op(op: &StmtOp, f: &dyn Fn(RegId) -> Option<RegId>) -> Option<StmtOp> {
             StmtOp::Aggregate { op: *op, group: *group, x: f(*x)? }
         }
         StmtOp::Store { buf, x, mode } => StmtOp::Store { buf: *buf, x: f(*x)?, mode: *mode },
+        StmtOp::UnaryGrad { op, x, dy } => StmtOp::UnaryGrad { op: *op, x: f(*x)?, dy: f(*dy)? },
+        StmtOp::SumTo { x } => StmtOp::SumTo { x: f(*x)? },
+        StmtOp::Transpose { x } => StmtOp::Transpose { x: f(*x)? },
+        StmtOp::Narrow { x, start, len } => StmtOp::Narrow { x: f(*x)?, start: *start, len: *len },
+        StmtOp::GroupSize { group } => StmtOp::GroupSize { group: *group },
+        StmtOp::MaxGrad { group, x, dy } => {
+            StmtOp::MaxGrad { group: *group, x: f(*x)?, dy: f(*dy)? }
+        }
     })
 }
 
@@ -191,6 +202,11 @@ pub fn kernel_uses(k: &Kernel) -> (Vec<BufferId>, Vec<BufferId>) {
                     reads.push(*buf);
                 }
             }
+            writes.push(g.c);
+        }
+        Kernel::WeightGrad(g) => {
+            reads.extend(g.a.map(|a| a.0));
+            reads.push(g.b.0);
             writes.push(g.c);
         }
         Kernel::Traversal(t) => {

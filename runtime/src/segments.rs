@@ -29,10 +29,15 @@ pub(crate) struct Segments<'a> {
 /// compact rows and node types of nodes come from the graph's layouts, anything else is
 /// counting-sorted by the slice each row selects.
 pub(crate) fn classify(g: &Gemm, b_rows: RowSpace) -> Segmentation {
+    classify_rows(g.segment, g.rows, b_rows)
+}
+
+/// [`classify`] for iteration rows `rows` selecting rows `b_rows` by `segment`.
+pub(crate) fn classify_rows(segment: Select, rows: RowSpace, b_rows: RowSpace) -> Segmentation {
     if b_rows == RowSpace::One {
         return Segmentation::Single;
     }
-    match (g.segment, g.rows, b_rows) {
+    match (segment, rows, b_rows) {
         (Select::Same, r, b) if r == b => Segmentation::PerRow,
         (Select::Relation, RowSpace::Relations, RowSpace::Relations)
         | (Select::NodeType, RowSpace::NodeTypes, RowSpace::NodeTypes) => Segmentation::PerRow,

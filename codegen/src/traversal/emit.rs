@@ -186,6 +186,10 @@ pub(crate) fn stmt(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
         StmtOp::Softmax { .. } | StmtOp::Aggregate { .. } => {
             Err(internal(format!("r{i}: a reduction emitted as a row statement")))
         }
+        op => Err(crate::error::unsupported(format!(
+            "r{i}: `{}` yet",
+            pigeon_ir::plan_text::stmt_op(op)
+        ))),
     }
 }
 

@@ -46,8 +46,13 @@ pub(crate) fn operands(op: &StmtOp) -> Vec<RegId> {
         | StmtOp::MatVec { x, .. }
         | StmtOp::Softmax { x }
         | StmtOp::Aggregate { x, .. }
+        | StmtOp::SumTo { x }
+        | StmtOp::Transpose { x }
+        | StmtOp::Narrow { x, .. }
         | StmtOp::Store { x, .. } => vec![*x],
+        StmtOp::GroupSize { .. } => Vec::new(),
         StmtOp::Binary { a, b, .. } | StmtOp::Dot { a, b } => vec![*a, *b],
+        StmtOp::UnaryGrad { x, dy: y, .. } | StmtOp::MaxGrad { x, dy: y, .. } => vec![*x, *y],
         StmtOp::Concat { xs } => xs.clone(),
     }
 }

@@ -181,6 +181,10 @@ fn check_stmt(plan: &Plan, sched: Schedule, regs: &[Reg], stmt: &Stmt) -> Result
             store_kind(*mode, level, sched, rows)?;
             return Ok(Reg { level, shape: Shape::scalar(), width: 0, is_store: true });
         }
+        op => {
+            let text = pigeon_ir::plan_text::stmt_op(op);
+            return Err(unsupported(format!("the derivative statement `{text}` yet")));
+        }
     };
     if shape != stmt.shape {
         return Err(internal(format!("computes {shape}, but is declared {}", stmt.shape)));

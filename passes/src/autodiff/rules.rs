@@ -5,7 +5,8 @@
 //!
 //! | forward | adjoint contributions |
 //! |---|---|
-//! | `gather x by i` | `scatter g by i` |
+//! | `gather x by dst` (edge rows) | `aggregate sum g` |
+//! | `gather x by i` (others) | `scatter g by i` |
 //! | `slice w by s to d` | `slice_sum g by s to domain(w)` |
 //! | `linear x, w by s` | `x`: `linear g, transpose(w) by s`; `w`: `linear_grad x, g by s` |
 //! | `f x` (unary) | `grad f x, g` |
@@ -25,7 +26,7 @@ use super::Emitter;
 use crate::PassError;
 use pigeon_ir::shape::LinearForm;
 use pigeon_ir::{
-    AggGroup, AggOp, BinaryOp, Endpoint, EntityId, Index, Op, Shape, UnaryOp, ValueId,
+    AggGroup, AggOp, BinaryOp, Domain, Endpoint, EntityId, Index, Op, Shape, UnaryOp, ValueId,
 };
 
 /// `(operand, contribution)` pairs.
@@ -43,6 +44,12 @@ pub(super) fn adjoints(
     let mut out = Vec::new();
     match op {
         Op::Input { .. } | Op::Weight(_) | Op::Const(_) => {}
+        // Summing an edge value into destinations is an aggregation, which fusion keeps in
+        // registers; other gathers are transposed by a scatter.
+        Op::Gather { x, index: Index::Node(Endpoint::Dst) } if e.ty(g).domain == Domain::Edge => {
+            let sum = Op::Aggregate { op: AggOp::Sum, group: AggGroup::All, x: g };
+            out.push((*x, e.append(sum, None)?))
+        }
         Op::Gather { x, index } => {
             out.push((*x, e.append(Op::Scatter { x: g, index: *index }, None)?))
         }

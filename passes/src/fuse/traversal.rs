@@ -16,7 +16,7 @@ impl State<'_> {
     fn schedule(&self, g: usize) -> Option<Schedule> {
         match self.groups.get(g)?.as_ref()?.template {
             Template::Traversal(s) => Some(s),
-            Template::Gemm => None,
+            Template::Gemm | Template::WeightGrad => None,
         }
     }
 
@@ -25,7 +25,7 @@ impl State<'_> {
         let Some(s) = self.schedule(g) else { return false };
         let edge_ok = matches!(s, Schedule::Rows(RowSpace::Edges) | Schedule::NodeParallel);
         let node_ok = matches!(s, Schedule::Rows(RowSpace::Nodes) | Schedule::NodeParallel);
-        if matches!(self.module.insts[v].op, Op::Aggregate { .. }) {
+        if matches!(self.module.insts[v].op, Op::Aggregate { .. } | Op::Scatter { .. }) {
             return edge_ok;
         }
         match self.module.ty(v).domain {
@@ -126,11 +126,13 @@ impl State<'_> {
     fn deps(&self, g: usize, group: &Group) -> Option<Vec<usize>> {
         let mut deps = Vec::new();
         for &m in &group.members {
-            for p in self.module.insts[m].op.operands() {
-                // A matvec reads its weight from memory, never from a register.
-                let weight = matches!(self.module.insts[m].op, Op::Linear { w, .. } if w == p);
-                let direct = self.materialised[p.index()] && !weight;
+            let op = &self.module.insts[m].op;
+            for p in op.operands() {
+                let direct = self.materialised[p.index()] && !super::memory_operand(op, p);
                 if direct && self.group_of[p.index()] == Some(g) {
+                    if super::is_src_scatter(&self.module.insts[p].op) {
+                        return None; // complete only after the kernel
+                    }
                     continue; // a register
                 }
                 let Some((src, _)) = resolve(self.module, &self.materialised, p) else {

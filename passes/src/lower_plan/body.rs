@@ -10,7 +10,8 @@
 use super::{internal, Cx};
 use crate::fuse::{compose_index, resolve};
 use crate::PassError;
-use pigeon_ir::inter::{Domain, Op, Select, Shape, ValueId};
+use pigeon_ir::inter::{Domain, Index, Op, Select, Shape, ValueId};
+use pigeon_ir::Endpoint;
 use pigeon_ir::plan::{
     Buffer, BufferId, Level, RegId, RowIndex, Schedule, Stmt, StmtOp, StoreMode, Traversal,
 };
@@ -113,13 +114,38 @@ impl Body<'_, '_> {
             Op::Aggregate { op, group, x } => {
                 StmtOp::Aggregate { op: *op, group: *group, x: self.operand(*x, Level::Edge)? }
             }
+            Op::UnaryGrad { op, x, dy } => {
+                let x = self.operand(*x, level)?;
+                StmtOp::UnaryGrad { op: *op, x, dy: self.operand(*dy, level)? }
+            }
+            Op::SumTo { x, .. } => StmtOp::SumTo { x: self.operand(*x, level)? },
+            Op::Transpose { x } => StmtOp::Transpose { x: self.operand(*x, level)? },
+            Op::Narrow { x, start, len } => {
+                StmtOp::Narrow { x: self.operand(*x, level)?, start: *start, len: *len }
+            }
+            Op::GroupSize { group } => StmtOp::GroupSize { group: *group },
+            Op::MaxGrad { group, x, dy } => {
+                let x = self.operand(*x, Level::Edge)?;
+                let (buf, index) = self.cx.read(*dy)?;
+                let index = compose_index(index, Index::Node(Endpoint::Dst))
+                    .ok_or_else(|| internal(format!("{m}: {dy} is not readable per edge")))?;
+                let dy = self.load(buf, index, Level::Edge, module.ty(*dy).shape.clone());
+                StmtOp::MaxGrad { group: *group, x, dy }
+            }
+            op @ Op::Scatter { x, .. } if crate::fuse::is_src_scatter(op) => {
+                let x = self.operand(*x, Level::Edge)?;
+                let buf = self.cx.buf_of.get(&m).copied().ok_or_else(|| internal(format!("{m}")))?;
+                let store = StmtOp::Store { buf, x, mode: StoreMode::AddIntoSrc };
+                self.push(Level::Edge, store, Shape::scalar());
+                return Ok(());
+            }
             Op::Input { .. } | Op::Weight(_) => {
                 return Err(internal(format!("{m}: inputs and weights are not computed")))
             }
             op => {
                 return Err(PassError::Unsupported(format!(
-                    "{m}: the derivative operator `{}` has no kernel template yet; run \
-                     backward modules on the reference interpreter",
+                    "{m}: `{}` has no kernel template (scatters go into source nodes only; \
+                     weight gradients are their own kernels)",
                     pigeon_ir::text::op(op)
                 )))
             }
@@ -173,11 +199,16 @@ pub(super) fn lower_traversal(
         consts: HashMap::new(),
     };
     let module = cx.module;
-    let is_node = |m: ValueId| module.ty(m).domain == Domain::Node;
+    // A scatter into sources is a node value computed by edge-level adds.
+    let is_node = |m: ValueId| {
+        module.ty(m).domain == Domain::Node && !crate::fuse::is_src_scatter(&module.insts[m].op)
+    };
     let node_parallel = schedule == Schedule::NodeParallel;
     for &m in members {
         if !(node_parallel && is_node(m)) {
-            if node_parallel && module.ty(m).domain != Domain::Edge {
+            let edge_work = module.ty(m).domain == Domain::Edge
+                || crate::fuse::is_src_scatter(&module.insts[m].op);
+            if node_parallel && !edge_work {
                 return Err(internal(format!("g{g}: {m} is neither an edge nor a node value")));
             }
             body.member(m, Level::Edge, needed[m.index()])?;

@@ -6,7 +6,7 @@
 //! 3. two buffers written by one kernel never share a storage (slot);
 //! 4. a storage written by a GEMM is not read by it; a storage written by a traversal is read
 //!    by it only as the same buffer, through `RowIndex::This`, and not at all when the
-//!    traversal accumulates into it (`AddIntoDst`).
+//!    traversal accumulates into it (`AddIntoDst`, `AddIntoSrc`).
 
 use super::store::Storage;
 use super::Env;
@@ -40,6 +40,11 @@ fn reads_writes(kernel: &Kernel) -> (Reads, Vec<(BufferId, StoreMode)>) {
             }
             writes.push((g.c, g.store));
         }
+        Kernel::WeightGrad(g) => {
+            reads.extend(g.a.map(|(a, _)| (a, None)));
+            reads.push((g.b.0, None));
+            writes.push((g.c, StoreMode::Write));
+        }
         Kernel::Traversal(t) => {
             for s in &t.body {
                 match &s.op {
@@ -71,7 +76,7 @@ pub(crate) fn check<T: super::float::Float>(
         if matches!(buf.kind, BufferKind::Input(_) | BufferKind::Weight(_)) {
             return bad(format!("writes {b} (`{}`), an input or weight", buf.name));
         }
-        let acc = mode == StoreMode::AddIntoDst;
+        let acc = mode.accumulates();
         match out.writes.iter_mut().find(|(x, _)| *x == b) {
             Some(w) => w.1 |= acc,
             None => {
@@ -84,7 +89,7 @@ pub(crate) fn check<T: super::float::Float>(
             }
         }
     }
-    let is_gemm = matches!(kernel, Kernel::Gemm(_));
+    let is_gemm = matches!(kernel, Kernel::Gemm(_) | Kernel::WeightGrad(_));
     for &(b, index) in &reads {
         if !storage.written[b.index()] {
             return bad(format!(
@@ -143,6 +148,18 @@ pub(crate) fn needed_layouts(plan: &Plan) -> Vec<Layout> {
                     if let Epilogue::Scale { index: i, .. } | Epilogue::Add { index: i, .. } = e {
                         index(*i, &mut add);
                     }
+                }
+            }
+            Kernel::WeightGrad(g) => {
+                if let Some(ep) = compact_of(g.rows) {
+                    add(Layout::Compact(ep));
+                }
+                if g.rows == RowSpace::Edges && g.segment == Select::Relation {
+                    add(Layout::EdgesByRelation);
+                }
+                index(g.b.1, &mut add);
+                if let Some((_, i)) = g.a {
+                    index(i, &mut add);
                 }
             }
             Kernel::Traversal(t) => {

@@ -3,7 +3,7 @@
 //! for every row of the group, reading that row's registers and the group's node registers;
 //! softmax and aggregation reduce across the group; node-level statements run once.
 
-use super::float::{unary, Float};
+use super::float::{unary, unary_grad, Float};
 use super::index::RowMap;
 use super::Raw;
 use pigeon_ir::plan::Level;
@@ -31,6 +31,8 @@ pub(super) enum StoreKind {
     AddNode,
     /// Atomically add into the current edge's destination row.
     AddAtomicDst,
+    /// Atomically add into the current edge's source row.
+    AddAtomicSrc,
 }
 
 /// A compiled statement (register operands by index).
@@ -46,6 +48,13 @@ pub(super) enum SOp<'a, T> {
     Softmax(usize),
     Aggregate { op: AggOp, group: AggGroup, x: usize },
     Store { view: Raw<T>, x: usize, kind: StoreKind },
+    UnaryGrad { op: UnaryOp, x: usize, dy: usize },
+    /// `out[to[j]] += x[j]` for every element `j` of the operand.
+    SumTo { x: usize, to: Vec<usize> },
+    /// `out[j] = x[from[j]]`: transposes and narrows are gathers of the row's elements.
+    Permute { x: usize, from: Vec<usize> },
+    GroupSize(AggGroup),
+    MaxGrad { group: AggGroup, x: usize, dy: usize },
 }
 
 /// A compiled body.
@@ -55,6 +64,7 @@ pub(super) struct Body<'a, T> {
     pub edge_width: usize,
     pub node_width: usize,
     pub dst: &'a [u32],
+    pub src: &'a [u32],
     pub rel: &'a [u32],
 }
 
@@ -94,6 +104,11 @@ impl<'a, T: Float> Body<'a, T> {
         for (reg, op) in self.regs.iter().zip(&self.ops) {
             match (op, reg.level) {
                 (SOp::Softmax(x), _) => self.softmax(g, n, &self.regs[*x], reg),
+                (SOp::GroupSize(group), _) => self.group_size(g, ids, n, *group, reg),
+                (SOp::MaxGrad { group, x, dy }, _) => {
+                    let (x, dy) = (&self.regs[*x], &self.regs[*dy]);
+                    self.max_grad(g, ids, n, *group, (x, dy), reg)
+                }
                 (SOp::Aggregate { op, group, x }, _) => {
                     self.aggregate(g, ids, n, *op, *group, &self.regs[*x], reg)
                 }
@@ -153,6 +168,23 @@ impl<'a, T: Float> Body<'a, T> {
                 }
             }
             SOp::Copy(x) => out.copy_from_slice(get(*x)),
+            SOp::UnaryGrad { op, x, dy } => {
+                for ((o, &v), &d) in out.iter_mut().zip(get(*x)).zip(get(*dy)) {
+                    *o = unary_grad(*op, v, d);
+                }
+            }
+            SOp::SumTo { x, to } => {
+                out.iter_mut().for_each(|o| *o = T::ZERO);
+                for (&v, &t) in get(*x).iter().zip(to) {
+                    out[t] += v;
+                }
+            }
+            SOp::Permute { x, from } => {
+                let x = get(*x);
+                for (o, &f) in out.iter_mut().zip(from) {
+                    *o = x[f];
+                }
+            }
             SOp::Concat { xs, lead } => {
                 let mut at = 0;
                 for l in 0..*lead {
@@ -178,10 +210,11 @@ impl<'a, T: Float> Body<'a, T> {
                             view.row_mut(i).iter_mut().zip(v).for_each(|(o, &x)| *o += x)
                         }
                         StoreKind::AddAtomicDst => view.add_atomic(self.dst[row] as usize, v),
+                        StoreKind::AddAtomicSrc => view.add_atomic(self.src[row] as usize, v),
                     }
                 }
             }
-            SOp::Softmax(_) | SOp::Aggregate { .. } => {}
+            SOp::Softmax(_) | SOp::Aggregate { .. } | SOp::GroupSize(_) | SOp::MaxGrad { .. } => {}
         }
     }
 
@@ -201,6 +234,64 @@ impl<'a, T: Float> Body<'a, T> {
             for j in 0..n {
                 let v = e[j * w + out.off + k];
                 e[j * w + out.off + k] = v / total;
+            }
+        }
+    }
+
+    /// The group's rows as runs of one aggregation group each: all rows, or the rows of each
+    /// relation (in `g.perm`, sorted by relation and then position).
+    fn runs(&self, g: &mut Group<T>, ids: Ids, n: usize, group: AggGroup) {
+        g.perm.clear();
+        match group {
+            AggGroup::All => g.perm.extend((0..n).map(|j| (0, j as u32))),
+            AggGroup::PerRelation => {
+                g.perm.extend((0..n).map(|j| (self.rel[ids.get(j)], j as u32)));
+                g.perm.sort_unstable();
+            }
+        }
+    }
+
+    /// The size of each row's aggregation group into scalar edge register `out`.
+    fn group_size(&self, g: &mut Group<T>, ids: Ids, n: usize, group: AggGroup, out: &Reg) {
+        self.runs(g, ids, n, group);
+        let w = self.edge_width;
+        for run in g.perm.chunk_by(|a, b| a.0 == b.0) {
+            let size = T::from_f64(run.len() as f64);
+            for &(_, j) in run {
+                g.edge[j as usize * w + out.off] = size;
+            }
+        }
+    }
+
+    /// Per element, `dy` on the group's first row attaining the maximum of `x`, 0 elsewhere.
+    fn max_grad(
+        &self,
+        g: &mut Group<T>,
+        ids: Ids,
+        n: usize,
+        group: AggGroup,
+        (x, dy): (&Reg, &Reg),
+        out: &Reg,
+    ) {
+        self.runs(g, ids, n, group);
+        let w = self.edge_width;
+        let (perm, e) = (&g.perm, &mut g.edge);
+        for j in 0..n {
+            e[j * w + out.off..j * w + out.off + out.width].iter_mut().for_each(|v| *v = T::ZERO);
+        }
+        for run in perm.chunk_by(|a, b| a.0 == b.0) {
+            for k in 0..x.width {
+                let at = |j: u32| e[j as usize * w + x.off + k];
+                let first = run.iter().map(|&(_, j)| j).fold(None, |best: Option<u32>, j| {
+                    match best {
+                        Some(b) if at(b) >= at(j) => Some(b),
+                        _ => Some(j),
+                    }
+                });
+                if let Some(j) = first {
+                    let j = j as usize;
+                    e[j * w + out.off + k] = e[j * w + dy.off + k];
+                }
             }
         }
     }

@@ -132,3 +132,27 @@ pub fn unary<T: Float>(op: UnaryOp, x: T) -> T {
         op => T::from_f64(math::unary(op, x.to_f64())),
     }
 }
+
+/// `dy * f'(x)` in `T` (the cheap derivatives natively, the others through the reference
+/// interpreter's f64 definitions).
+#[inline]
+pub fn unary_grad<T: Float>(op: UnaryOp, x: T, dy: T) -> T {
+    match op {
+        UnaryOp::Neg => -dy,
+        UnaryOp::Relu => {
+            if x > T::ZERO {
+                dy
+            } else {
+                T::ZERO
+            }
+        }
+        UnaryOp::LeakyRelu(slope) => {
+            if x > T::ZERO {
+                dy
+            } else {
+                T::from_f64(slope) * dy
+            }
+        }
+        op => T::from_f64(math::unary_derivative(op, x.to_f64())) * dy,
+    }
+}

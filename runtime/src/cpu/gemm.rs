@@ -64,6 +64,7 @@ pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()>
     let dst = match (g.store, g.rows, cb.rows) {
         (StoreMode::Write, r, c) if r == c => None,
         (StoreMode::AddIntoDst, RowSpace::Edges, RowSpace::Nodes) => Some(&env.graph.dst[..]),
+        (StoreMode::AddIntoSrc, RowSpace::Edges, RowSpace::Nodes) => Some(&env.graph.src[..]),
         (StoreMode::AddIntoDst, RowSpace::Compact(Endpoint::Dst), RowSpace::Nodes) => {
             Some(&env.compact(Endpoint::Dst)?.node[..])
         }

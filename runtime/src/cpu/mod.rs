@@ -18,6 +18,7 @@ mod gemm;
 mod index;
 mod store;
 mod traversal;
+mod wgrad;
 
 use crate::backend::{Backend, Execution, Profile};
 use crate::error::{Result, RuntimeError};
@@ -146,6 +147,7 @@ fn execute<T: Float>(
         let views = storage.views();
         match kernel {
             Kernel::Gemm(g) => gemm::run(&env, g, &views),
+            Kernel::WeightGrad(g) => wgrad::run(&env, g, &views),
             Kernel::Traversal(t) => traversal::run(&env, t, &views),
         }
         .map_err(in_kernel)?;

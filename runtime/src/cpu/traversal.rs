@@ -179,6 +179,51 @@ pub(super) fn compile<'a, T: super::float::Float>(
                 let x = operand(*x, Some(Level::Edge))?;
                 (SOp::Aggregate { op: *op, group: *group, x: x.id }, x.shape.clone())
             }
+            StmtOp::UnaryGrad { op, x, dy } => {
+                let (x, dy) = (operand(*x, None)?, operand(*dy, None)?);
+                if x.shape != dy.shape {
+                    return Err(here(format!("operand {} and adjoint {}", x.shape, dy.shape)));
+                }
+                (SOp::UnaryGrad { op: *op, x: x.id, dy: dy.id }, x.shape.clone())
+            }
+            StmtOp::SumTo { x } => {
+                let x = operand(*x, None)?;
+                if shape::broadcast(&stmt.shape, &x.shape).as_ref() != Some(&x.shape) {
+                    return Err(here(format!("cannot sum {} to {}", x.shape, stmt.shape)));
+                }
+                let to = broadcast_offsets(&stmt.shape, &x.shape);
+                (SOp::SumTo { x: x.id, to }, stmt.shape.clone())
+            }
+            StmtOp::Transpose { x } => {
+                let x = operand(*x, None)?;
+                let (out, from) = transpose(&x.shape).ok_or_else(|| {
+                    here(format!("cannot transpose a {} row", x.shape))
+                })?;
+                (SOp::Permute { x: x.id, from }, out)
+            }
+            StmtOp::Narrow { x, start, len } => {
+                let x = operand(*x, None)?;
+                let (out, from) = narrow(&x.shape, *start, *len).ok_or_else(|| {
+                    here(format!("cannot take {len} from {start} of a {} row", x.shape))
+                })?;
+                (SOp::Permute { x: x.id, from }, out)
+            }
+            StmtOp::GroupSize { group } => {
+                if !node_parallel || stmt.level != Level::Edge {
+                    return Err(here("group_size outside the edge level of a node traversal".into()));
+                }
+                (SOp::GroupSize(*group), Shape::scalar())
+            }
+            StmtOp::MaxGrad { group, x, dy } => {
+                if !node_parallel || stmt.level != Level::Edge {
+                    return Err(here("max_grad outside the edge level of a node traversal".into()));
+                }
+                let (x, dy) = (operand(*x, Some(Level::Edge))?, operand(*dy, Some(Level::Edge))?);
+                if x.shape != dy.shape {
+                    return Err(here(format!("operand {} and adjoint {}", x.shape, dy.shape)));
+                }
+                (SOp::MaxGrad { group: *group, x: x.id, dy: dy.id }, x.shape.clone())
+            }
             StmtOp::Store { buf, x, mode } => {
                 let x = operand(*x, None)?;
                 let b = env.buffer(*buf)?;
@@ -205,7 +250,32 @@ pub(super) fn compile<'a, T: super::float::Float>(
         *slot += width;
         ops.push(op);
     }
-    Ok(Body { regs, ops, edge_width, node_width, dst: &env.graph.dst, rel: &env.graph.rel })
+    let graph = env.graph;
+    Ok(Body { regs, ops, edge_width, node_width, dst: &graph.dst, src: &graph.src, rel: &graph.rel })
+}
+
+/// The shape of a transposed row and, per output element, the element it reads.
+fn transpose(x: &Shape) -> Option<(Shape, Vec<usize>)> {
+    let [lead @ .., k, n] = x.dims() else { return None };
+    let (k, n) = (*k, *n);
+    let batch: usize = lead.iter().product();
+    let from = (0..batch)
+        .flat_map(|b| (0..n).flat_map(move |j| (0..k).map(move |i| b * k * n + i * n + j)))
+        .collect();
+    Some((Shape(lead.iter().copied().chain([n, k]).collect()), from))
+}
+
+/// The shape of a row narrowed to `start..start + len` of its last axis and, per output
+/// element, the element it reads.
+fn narrow(x: &Shape, start: usize, len: usize) -> Option<(Shape, Vec<usize>)> {
+    let [lead @ .., last] = x.dims() else { return None };
+    let last = *last;
+    if len == 0 || start + len > last {
+        return None;
+    }
+    let batch: usize = lead.iter().product();
+    let from = (0..batch).flat_map(|b| (start..start + len).map(move |j| b * last + j)).collect();
+    Some((Shape(lead.iter().copied().chain([len]).collect()), from))
 }
 
 /// How a store writes, given where it runs; `None` when the buffer does not fit.
@@ -224,6 +294,11 @@ fn store_kind(
             if rows == RowSpace::Nodes && space == RowSpace::Edges =>
         {
             Some(if node_parallel { StoreKind::AddNode } else { StoreKind::AddAtomicDst })
+        }
+        (StoreMode::AddIntoSrc, Level::Edge)
+            if rows == RowSpace::Nodes && space == RowSpace::Edges =>
+        {
+            Some(StoreKind::AddAtomicSrc)
         }
         _ => None,
     }

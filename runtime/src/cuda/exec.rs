@@ -29,7 +29,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 use pigeon_codegen::{CudaProgram, GraphArray, Grid, KernelLaunch, Options, Param};
-use pigeon_ir::plan::{BufferId, Kernel, KernelId, Plan, StmtOp, StoreMode};
+use pigeon_ir::plan::{BufferId, Kernel, KernelId, Plan, StmtOp};
 use pigeon_ir::EntityId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -237,12 +237,13 @@ impl Uploaded {
 /// The buffers a kernel writes, each with whether it accumulates into it.
 fn writes(kernel: &Kernel) -> Vec<(BufferId, bool)> {
     match kernel {
-        Kernel::Gemm(g) => vec![(g.c, g.store == StoreMode::AddIntoDst)],
+        Kernel::Gemm(g) => vec![(g.c, g.store.accumulates())],
+        Kernel::WeightGrad(g) => vec![(g.c, false)],
         Kernel::Traversal(t) => t
             .body
             .iter()
             .filter_map(|s| match s.op {
-                StmtOp::Store { buf, mode, .. } => Some((buf, mode == StoreMode::AddIntoDst)),
+                StmtOp::Store { buf, mode, .. } => Some((buf, mode.accumulates())),
                 _ => None,
             })
             .collect(),

@@ -215,6 +215,9 @@ pub(crate) fn prepare(plan: &Plan, graph: &HeteroGraph, program: &CudaProgram) -
         let tables = match plan.kernels.get(launch.kernel) {
             Some(Kernel::Gemm(g)) => Some(gemm_tables(plan, graph, &layouts, &prep, g, launch)?),
             Some(Kernel::Traversal(_)) => None,
+            Some(Kernel::WeightGrad(_)) => {
+                return Err(internal(format!("{}: no CUDA weight-gradient kernel", launch.kernel)))
+            }
             None => return Err(internal(format!("launch of unknown kernel {}", launch.kernel))),
         };
         prep.gemm.push(tables);
