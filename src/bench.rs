@@ -121,18 +121,17 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
 /// `pigeon bench --train`.
 fn bench_train(args: &BenchArgs) -> Result<()> {
-    // `--backend cpu` (what scripts pass for inference) is accepted: the JSON and the summary
-    // name the executor that really ran.
     if args.backend == BackendArg::Cuda {
         return Err(anyhow!(
-            "training steps run on the reference interpreter only: backward modules use \
-             derivative operators that have no kernel template yet (use --backend auto, cpu or reference)"
+            "training steps run on the CPU back end or the reference interpreter: the CUDA \
+             back end does not run backward plans yet (use --backend auto, cpu or reference)"
         ));
     }
-    let (median, runs) =
-        crate::grad_cli::train_step_times(args, &args.file, &args.graph, &args.model)?;
+    let plans = (args.backend != BackendArg::Reference)
+        .then(|| (args.opt.options(), args.opt.precision()));
+    let (median, runs, backend) =
+        crate::grad_cli::train_step_times(args, &args.file, &args.graph, &args.model, plans)?;
     let rss = peak_rss_bytes();
-    let backend = "reference interpreter (f64)";
     println!(
         "training step (forward + backward) of {} on {}: median {:.3} ms over {runs} runs; {backend}; peak RSS {}",
         args.file.display(),

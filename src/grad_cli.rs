@@ -91,20 +91,26 @@ pub fn grad(args: &GradArgs) -> Result<()> {
 }
 
 /// Median time of one training step of `sum(out * G)` for a random G, for `pigeon bench
-/// --train`; returns the median and every step's time.
+/// --train`, on plans compiled with `plans` (switches, CPU precision) or on the reference
+/// interpreter: the median, the number of timed steps, and what ran them.
 pub fn train_step_times(
     args: &BenchArgs,
     file: &std::path::Path,
     graph_spec: &str,
     model: &ModelArgs,
-) -> Result<(Duration, usize)> {
+    plans: Option<(pigeon::passes::Options, pigeon::runtime::cpu::Precision)>,
+) -> Result<(Duration, usize, String)> {
     let src = pigeon::read_source(file)?;
     let module = pigeon::compile(&src, model.model.as_deref(), &model.params)?;
     let graph = load_graph(graph_spec)?;
     let (r, t) = (graph.num_relations(), graph.num_node_types());
     let weights = WeightStore::try_init(&module, r, t, 0)?;
     let (inputs, _) = pigeon::runtime::bind::bind_inputs(&module, &graph, 0)?;
-    let grads = Gradients::new(&module, &[])?;
+    let mut grads = Gradients::new(&module, &[])?;
+    if let Some((options, precision)) = plans {
+        let backend = pigeon::runtime::cpu::CpuBackend::new(precision);
+        grads = grads.compile(&graph, &options, Box::new(backend))?;
+    }
     let mut rng = Rng::new(7919);
     let probe = grads.forward(&graph, &inputs, &weights)?;
     let seeds: Vec<(String, Tensor)> = module
@@ -131,5 +137,5 @@ pub fn train_step_times(
     }
     bar.finish_and_clear();
     times.sort();
-    Ok((times[times.len() / 2], runs))
+    Ok((times[times.len() / 2], runs, grads.engine_name()))
 }

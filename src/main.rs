@@ -172,7 +172,7 @@ pub enum GemmMathArg {
 }
 
 impl OptArgs {
-    fn options(&self) -> pigeon::passes::Options {
+    pub(crate) fn options(&self) -> pigeon::passes::Options {
         if self.level == 0 {
             return pigeon::passes::Options::none();
         }
@@ -190,13 +190,13 @@ impl OptArgs {
         };
         pigeon::codegen::Options { gemm_math }
     }
-    fn precision_name(&self) -> &'static str {
+    pub(crate) fn precision_name(&self) -> &'static str {
         match self.precision {
             PrecisionArg::F32 => "f32",
             PrecisionArg::F64 => "f64",
         }
     }
-    fn precision(&self) -> runtime::cpu::Precision {
+    pub(crate) fn precision(&self) -> runtime::cpu::Precision {
         match self.precision {
             PrecisionArg::F32 => runtime::cpu::Precision::F32,
             PrecisionArg::F64 => runtime::cpu::Precision::F64,

@@ -25,7 +25,9 @@ pub enum OptimizerArg {
 /// Where training runs.
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq)]
 pub enum TrainBackendArg {
-    /// The f64 reference interpreter (the only back end that runs backward modules today).
+    /// Forward and backward plans, optimised for the graph, on the CPU back end.
+    Cpu,
+    /// The f64 reference interpreter.
     Reference,
 }
 
@@ -86,8 +88,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub repeat: u64,
     /// Where training runs.
-    #[arg(long, value_enum, default_value = "reference")]
+    #[arg(long, value_enum, default_value = "cpu")]
     pub backend: TrainBackendArg,
+    #[command(flatten)]
+    pub opt: crate::OptArgs,
     /// The output holding the class logits (default: the model's only output).
     #[arg(long)]
     pub output: Option<String>,
@@ -147,7 +151,8 @@ fn params_for(
     Ok(params)
 }
 
-fn options(args: &TrainArgs, seed: u64) -> TrainOptions {
+/// The training options of the command line, with weights seeded by `seed`.
+pub(crate) fn options(args: &TrainArgs, seed: u64) -> TrainOptions {
     let optimizer = match args.optimizer {
         OptimizerArg::Adam => Optimizer::Adam,
         OptimizerArg::Sgd => Optimizer::Sgd { momentum: args.momentum },
@@ -159,7 +164,16 @@ fn options(args: &TrainArgs, seed: u64) -> TrainOptions {
         seed,
         output: args.output.clone(),
         learn_inputs: !args.fixed_inputs,
+        plans: plans(args.backend, &args.opt),
     }
+}
+
+/// The plan settings of `--backend` (`None`: the reference interpreter).
+pub(crate) fn plans(
+    backend: TrainBackendArg,
+    opt: &crate::OptArgs,
+) -> Option<(pigeon::passes::Options, pigeon::runtime::cpu::Precision)> {
+    (backend == TrainBackendArg::Cpu).then(|| (opt.options(), opt.precision()))
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -204,7 +218,6 @@ fn spread(xs: &[f64]) -> String {
 
 /// `pigeon train`.
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let TrainBackendArg::Reference = args.backend;
     for p in [&args.metrics, &args.curve].into_iter().flatten() {
         pigeon::runtime::io::check_writable(p)?;
     }
@@ -286,7 +299,7 @@ fn describe(trainer: &Trainer, graph: &HeteroGraph, module: &pigeon::ir::Module)
         labels.map_or(0, |l| l.valid.len()),
         labels.map_or(0, |l| l.test.len())
     );
-    println!("backend: reference interpreter (f64) for forward and backward");
+    println!("backend: {} for forward and backward", trainer.gradients().engine_name());
     for name in trainer.params.learned_inputs() {
         println!("input `{name}`: the graph has no such feature; learned as a node embedding");
     }
@@ -426,6 +439,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         seed: 0,
         output: args.output.clone(),
         learn_inputs: true,
+        plans: None,
     };
     let mut trainer = Trainer::new(module, &graph, &opts, Some(weights))?;
     let inputs_file = args.checkpoint.join("inputs.safetensors");

@@ -2,11 +2,10 @@
 //! with a progress bar (running loss), per-epoch losses as JSON lines or CSV, an SVG loss
 //! curve, and a final filtered ranking (MRR, Hits@1/3/10) of the validation and test triples.
 
-use crate::train_cli::{OptimizerArg, TrainArgs};
+use crate::train_cli::TrainArgs;
 use anyhow::{bail, Result};
-use pigeon::runtime::optim::Optimizer;
 use pigeon::runtime::HeteroGraph;
-use pigeon::train::{LinkOptions, LinkSplit, LinkTrainer, TrainOptions};
+use pigeon::train::{LinkOptions, LinkSplit, LinkTrainer};
 use std::time::Instant;
 
 /// Trains for link prediction and reports the ranking.
@@ -21,18 +20,7 @@ pub fn train_link(
     if args.negatives == 0 || args.batch == 0 {
         bail!("--negatives and --batch must be at least 1");
     }
-    let optimizer = match args.optimizer {
-        OptimizerArg::Adam => Optimizer::Adam,
-        OptimizerArg::Sgd => Optimizer::Sgd { momentum: args.momentum },
-    };
-    let opts = TrainOptions {
-        lr: args.lr,
-        weight_decay: args.weight_decay,
-        optimizer,
-        seed: args.seed,
-        output: args.output.clone(),
-        learn_inputs: !args.fixed_inputs,
-    };
+    let opts = crate::train_cli::options(args, args.seed);
     let link = LinkOptions { negatives: args.negatives, batch: args.batch };
     let mut trainer = LinkTrainer::new(module.clone(), graph, &opts, link)?;
     let splits = graph.link_splits.as_ref().map(|s| (s.train.len(), s.valid.len(), s.test.len()));
@@ -44,7 +32,10 @@ pub fn train_link(
         graph.num_nodes(),
         graph.num_edges()
     );
-    println!("backend: reference interpreter (f64) for forward and backward; decoder DistMult");
+    println!(
+        "backend: {} for forward and backward; decoder DistMult",
+        trainer.gradients().engine_name()
+    );
     for name in trainer.params.learned_inputs() {
         println!("input `{name}`: the graph has no such feature; learned as a node embedding");
     }

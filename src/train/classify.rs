@@ -5,7 +5,6 @@ use super::{bad, find, pick_output, Gradients, Params, TrainOptions};
 use crate::Error;
 use pigeon_ir::Module;
 use pigeon_runtime::graph::HeteroGraph;
-use pigeon_runtime::interp::interpret;
 use pigeon_runtime::loss;
 use pigeon_runtime::tensor::Tensor;
 use pigeon_runtime::weights::WeightStore;
@@ -26,7 +25,6 @@ pub struct Metrics {
 /// A classifier being trained on one graph.
 pub struct Trainer<'g> {
     graph: &'g HeteroGraph,
-    module: Module,
     grads: Gradients,
     /// The parameters being trained.
     pub params: Params,
@@ -66,8 +64,8 @@ impl<'g> Trainer<'g> {
         }
         let params = Params::new(&module, graph, opts, weights, Vec::new())?;
         let refs: Vec<&str> = params.learned_inputs().iter().map(String::as_str).collect();
-        let grads = Gradients::new(&module, &refs)?;
-        Ok(Trainer { graph, module, grads, params, output, splits })
+        let grads = opts.engine(Gradients::new(&module, &refs)?, graph)?;
+        Ok(Trainer { graph, grads, params, output, splits })
     }
 
     /// The differentiated model.
@@ -97,7 +95,7 @@ impl<'g> Trainer<'g> {
     /// Forward only with the current weights: the loss and the accuracy on each split.
     pub fn evaluate(&self) -> Result<Metrics, Error> {
         let p = &self.params;
-        let outs = interpret(&self.module, self.graph, p.inputs(), &p.weights)?;
+        let outs = self.grads.forward(self.graph, p.inputs(), &p.weights)?;
         let logits = find(&outs, &self.output)?;
         let (loss, _) = loss::cross_entropy(logits, &self.splits[0])?;
         self.metrics(logits, loss)

@@ -10,7 +10,6 @@ use super::{bad, find, pick_output, Gradients, Params, TrainOptions};
 use crate::Error;
 use pigeon_ir::Module;
 use pigeon_runtime::graph::{HeteroGraph, LinkSplits};
-use pigeon_runtime::interp::interpret;
 use pigeon_runtime::linkpred::{self, Ranking, Triple};
 use pigeon_runtime::rng::Rng;
 use pigeon_runtime::tensor::Tensor;
@@ -38,7 +37,6 @@ pub enum LinkSplit {
 pub struct LinkTrainer<'g> {
     graph: &'g HeteroGraph,
     splits: &'g LinkSplits,
-    module: Module,
     grads: Gradients,
     /// The parameters: the encoder's, and the relation vectors as `extra[0]`.
     pub params: Params,
@@ -82,9 +80,9 @@ impl<'g> LinkTrainer<'g> {
         let width = module.inputs().iter().map(|d| d.ty.shape.numel()).max().unwrap_or(1);
         params.scale_learned(1.0 / (width as f64).sqrt());
         let refs: Vec<&str> = params.learned_inputs().iter().map(String::as_str).collect();
-        let grads = Gradients::new(&module, &refs)?;
+        let grads = opts.engine(Gradients::new(&module, &refs)?, graph)?;
         let known = splits.train.iter().chain(&splits.valid).chain(&splits.test).copied().collect();
-        Ok(LinkTrainer { graph, splits, module, grads, params, output, known, rng, link })
+        Ok(LinkTrainer { graph, splits, grads, params, output, known, rng, link })
     }
 
     /// The differentiated encoder.
@@ -120,7 +118,7 @@ impl<'g> LinkTrainer<'g> {
     /// Filtered ranking of the first `limit` triples of a split (all when `None`).
     pub fn evaluate(&self, split: LinkSplit, limit: Option<usize>) -> Result<Ranking, Error> {
         let p = &self.params;
-        let outs = interpret(&self.module, self.graph, p.inputs(), &p.weights)?;
+        let outs = self.grads.forward(self.graph, p.inputs(), &p.weights)?;
         let emb = find(&outs, &self.output)?;
         let triples = match split {
             LinkSplit::Valid => &self.splits.valid,

@@ -6,8 +6,10 @@
 //! forward module that also returns the values the backward pass reads and a backward module,
 //! and then runs each step as: forward, loss and its gradient on the host
 //! ([`pigeon_runtime::loss`]), backward with that gradient as the seed, optimiser update
-//! ([`pigeon_runtime::optim`]). Both modules run on the f64 reference interpreter; the derivative
-//! operators have no kernel template yet, so the optimised back ends do not run training.
+//! ([`pigeon_runtime::optim`]). Both modules run either on the f64 reference interpreter or,
+//! after [`Gradients::compile`], as kernel plans optimised for the graph by the same pipeline as
+//! inference (reordering, compaction, fusion, schedules) on a plan back end (the CPU back end
+//! in f32 by default).
 //!
 //! Inputs the graph has no data for (featureless entities, as in AIFB and MUTAG) are *learned*:
 //! their random initial values are trained like weights, which for a first linear layer is the
@@ -20,7 +22,11 @@ pub use classify::{Metrics, Trainer};
 pub use link::{LinkOptions, LinkSplit, LinkTrainer};
 
 use crate::Error;
+use pigeon_ir::plan::Plan;
 use pigeon_ir::{GraphStats, Module};
+use pigeon_passes::Options;
+use pigeon_runtime::backend::Backend;
+use pigeon_runtime::cpu::{CpuBackend, Precision};
 use pigeon_passes::autodiff::{self, Differentiated, Saved, Split};
 use pigeon_runtime::bind::{bind_inputs, BindingSource};
 use pigeon_runtime::graph::HeteroGraph;
@@ -30,19 +36,83 @@ use pigeon_runtime::tensor::Tensor;
 use pigeon_runtime::weights::WeightStore;
 use pigeon_runtime::RuntimeError;
 
-/// A module differentiated once and split, run as forward then backward on the reference
-/// interpreter.
+/// What runs the forward and backward modules.
+enum Engine {
+    /// The f64 reference interpreter.
+    Reference,
+    /// Kernel plans compiled for one graph, run by a plan back end.
+    Plans { forward: Plan, backward: Plan, backend: Box<dyn Backend + Send + Sync> },
+}
+
+/// A module differentiated once and split, run as forward then backward.
 pub struct Gradients {
     diff: Differentiated,
     split: Split,
+    engine: Engine,
 }
 
 impl Gradients {
-    /// Differentiates `module` with respect to its weights and the inputs named in `inputs`.
+    /// Differentiates `module` with respect to its weights and the inputs named in `inputs`;
+    /// runs on the reference interpreter until [`Gradients::compile`].
     pub fn new(module: &Module, inputs: &[&str]) -> Result<Self, Error> {
         let diff = autodiff::differentiate(module, inputs)?;
         let split = autodiff::split(&diff)?;
-        Ok(Gradients { diff, split })
+        Ok(Gradients { diff, split, engine: Engine::Reference })
+    }
+
+    /// Compiles the forward and backward modules for `graph` with `options` and runs them on
+    /// `backend` from now on.
+    pub fn compile(
+        mut self,
+        graph: &HeteroGraph,
+        options: &Options,
+        backend: Box<dyn Backend + Send + Sync>,
+    ) -> Result<Self, Error> {
+        let stats = pigeon_runtime::layout::graph_stats(graph);
+        let plan = |m: &Module| -> Result<Plan, Error> {
+            pigeon_passes::compile(m, &stats, options, None)?
+                .plan
+                .ok_or_else(|| bad(format!("the pipeline gave no plan for `{}`", m.name)))
+        };
+        let (forward, backward) = (plan(&self.split.forward)?, plan(&self.split.backward)?);
+        self.engine = Engine::Plans { forward, backward, backend };
+        Ok(self)
+    }
+
+    /// The forward and backward plans, when compiled.
+    pub fn plans(&self) -> Option<(&Plan, &Plan)> {
+        match &self.engine {
+            Engine::Reference => None,
+            Engine::Plans { forward, backward, .. } => Some((forward, backward)),
+        }
+    }
+
+    /// What runs the passes, for reports.
+    pub fn engine_name(&self) -> String {
+        match &self.engine {
+            Engine::Reference => "reference interpreter (f64)".into(),
+            Engine::Plans { backend, .. } => format!("{} back end, optimised plans", backend.name()),
+        }
+    }
+
+    /// Runs the forward (`backward == false`) or backward module.
+    fn run(
+        &self,
+        backward: bool,
+        graph: &HeteroGraph,
+        inputs: &[(String, Tensor)],
+        weights: &WeightStore,
+    ) -> Result<Vec<(String, Tensor)>, Error> {
+        Ok(match &self.engine {
+            Engine::Reference => {
+                let m = if backward { &self.split.backward } else { &self.split.forward };
+                interpret(m, graph, inputs, weights)?
+            }
+            Engine::Plans { forward, backward: bwd, backend } => {
+                let plan = if backward { bwd } else { forward };
+                backend.execute(plan, graph, inputs, weights)?.outputs
+            }
+        })
     }
 
     /// The forward pass: the model's outputs, then the saved values.
@@ -52,7 +122,7 @@ impl Gradients {
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
     ) -> Result<Vec<(String, Tensor)>, Error> {
-        Ok(interpret(&self.split.forward, graph, inputs, weights)?)
+        self.run(false, graph, inputs, weights)
     }
 
     /// The backward pass from the forward pass's results `forward` and one seed (the loss's
@@ -77,7 +147,7 @@ impl Gradients {
             }
         }
         all.extend(forward.into_iter().filter(|(n, _)| n.starts_with(autodiff::SAVED)));
-        Ok(interpret(&self.split.backward, graph, &all, weights)?)
+        self.run(true, graph, &all, weights)
     }
 
     /// The name of the gradient output of each weight, in declaration order.
@@ -117,6 +187,22 @@ pub struct TrainOptions {
     /// Whether inputs the graph has no data for are trained (as embeddings) or stay the fixed
     /// random features they are bound to.
     pub learn_inputs: bool,
+    /// Where forward and backward run: `Some`: as plans compiled for the graph with these
+    /// optimisation switches, on the CPU back end in this precision; `None`: on the f64
+    /// reference interpreter.
+    pub plans: Option<(Options, Precision)>,
+}
+
+impl TrainOptions {
+    /// `grads` compiled for `graph` as these options say.
+    pub fn engine(&self, grads: Gradients, graph: &HeteroGraph) -> Result<Gradients, Error> {
+        match &self.plans {
+            None => Ok(grads),
+            Some((options, precision)) => {
+                grads.compile(graph, options, Box::new(CpuBackend::new(*precision)))
+            }
+        }
+    }
 }
 
 /// What training updates: the weights, the inputs learned as embeddings, and parameters the

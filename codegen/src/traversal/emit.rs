@@ -11,7 +11,7 @@ use super::cross;
 use super::regs::{store_kind, Reg, StoreKind};
 use crate::error::{internal, Result};
 use crate::index::{float_literal, row_expr};
-use crate::ops::unary_expr;
+use crate::ops::{unary_expr, unary_grad_expr};
 use crate::params::Params;
 use crate::spec::GraphArray;
 use crate::writer::Writer;
@@ -183,13 +183,19 @@ pub(crate) fn stmt(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
             let kind = store_kind(*mode, s.level, t.schedule, rows)?;
             store(w, ctx, i, s.level, *buf, *x, kind)
         }
+        StmtOp::UnaryGrad { op, x, dy } => {
+            let (x, dy) = (ctx.elem(*x)?, ctx.elem(*dy)?);
+            elementwise(w, ctx, i, width, &unary_grad_expr(*op, &x, &dy));
+            Ok(())
+        }
+        StmtOp::SumTo { x } => super::grad::sum_to(w, ctx, i, *x),
+        StmtOp::Transpose { x } => super::grad::transpose(w, ctx, i, *x),
+        StmtOp::Narrow { x, start, len } => super::grad::narrow(w, ctx, i, *x, *start, *len),
+        StmtOp::GroupSize { group } => super::grad::group_size(w, ctx, i, *group),
+        StmtOp::MaxGrad { .. } => super::grad::max_grad_value(w, ctx, i),
         StmtOp::Softmax { .. } | StmtOp::Aggregate { .. } => {
             Err(internal(format!("r{i}: a reduction emitted as a row statement")))
         }
-        op => Err(crate::error::unsupported(format!(
-            "r{i}: `{}` yet",
-            pigeon_ir::plan_text::stmt_op(op)
-        ))),
     }
 }
 
@@ -256,6 +262,9 @@ fn store(
         StoreKind::AddAtomicDst => {
             format!("{}[{}]", ctx.params.array(GraphArray::Dst), ctx.edge_row)
         }
+        StoreKind::AddAtomicSrc => {
+            format!("{}[{}]", ctx.params.array(GraphArray::Src), ctx.edge_row)
+        }
     };
     let name = ctx.params.buffer(buf);
     let value = ctx.elem(x)?;
@@ -264,7 +273,9 @@ fn store(
     let op = match kind {
         StoreKind::Write | StoreKind::WriteNode => format!("{target} = {value};"),
         StoreKind::AddNode => format!("{target} += {value};"),
-        StoreKind::AddAtomicDst => format!("atomicAdd(&{target}, {value});"),
+        StoreKind::AddAtomicDst | StoreKind::AddAtomicSrc => {
+            format!("atomicAdd(&{target}, {value});")
+        }
     };
     w.line(format!("float* p{i} = {name} + (size_t)({row}) * {width};"));
     if replicated {

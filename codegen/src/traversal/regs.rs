@@ -12,7 +12,7 @@ use crate::params::Params;
 use pigeon_ir::plan::{
     Level, Plan, RegId, RowIndex, RowSpace, Schedule, Stmt, StmtOp, StoreMode, Traversal,
 };
-use pigeon_ir::{shape, EntityId, Shape};
+use pigeon_ir::{shape, AggGroup, EntityId, Shape};
 
 /// One register (one statement) of a body.
 #[derive(Clone, Debug)]
@@ -45,6 +45,8 @@ pub(crate) enum StoreKind {
     AddNode,
     /// Atomically add into the row's destination node.
     AddAtomicDst,
+    /// Atomically add into the edge's source node (in every schedule: sources race).
+    AddAtomicSrc,
 }
 
 /// The row space edge-level statements iterate over.
@@ -181,9 +183,64 @@ fn check_stmt(plan: &Plan, sched: Schedule, regs: &[Reg], stmt: &Stmt) -> Result
             store_kind(*mode, level, sched, rows)?;
             return Ok(Reg { level, shape: Shape::scalar(), width: 0, is_store: true });
         }
-        op => {
-            let text = pigeon_ir::plan_text::stmt_op(op);
-            return Err(unsupported(format!("the derivative statement `{text}` yet")));
+        StmtOp::UnaryGrad { x, dy, .. } => {
+            let (x, dy) = (op(*x)?, op(*dy)?);
+            if x.shape != dy.shape {
+                return Err(internal(format!("operand {} and adjoint {}", x.shape, dy.shape)));
+            }
+            x.shape.clone()
+        }
+        StmtOp::SumTo { x } => {
+            let x = op(*x)?;
+            if shape::broadcast(&stmt.shape, &x.shape).as_ref() != Some(&x.shape) {
+                return Err(internal(format!("cannot sum {} to {}", x.shape, stmt.shape)));
+            }
+            stmt.shape.clone()
+        }
+        StmtOp::Transpose { x } => {
+            let x = op(*x)?;
+            let [lead @ .., k, n] = x.shape.dims() else {
+                return Err(internal(format!("cannot transpose a {} row", x.shape)));
+            };
+            Shape(lead.iter().copied().chain([*n, *k]).collect())
+        }
+        StmtOp::Narrow { x, start, len } => {
+            let x = op(*x)?;
+            match x.shape.dims() {
+                [lead @ .., last] if *len > 0 && start + len <= *last => {
+                    Shape(lead.iter().copied().chain([*len]).collect())
+                }
+                _ => {
+                    return Err(internal(format!(
+                        "cannot take {len} from {start} of a {} row",
+                        x.shape
+                    )))
+                }
+            }
+        }
+        StmtOp::GroupSize { .. } => {
+            if !node_parallel || level != Level::Edge {
+                return Err(internal("group_size outside the edge level of a node traversal"));
+            }
+            Shape::scalar()
+        }
+        StmtOp::MaxGrad { group, x, dy } => {
+            if !node_parallel || level != Level::Edge {
+                return Err(internal("max_grad outside the edge level of a node traversal"));
+            }
+            let x = operand(regs, *x, level, Some(Level::Edge))?;
+            let dy = operand(regs, *dy, level, Some(Level::Edge))?;
+            if x.shape != dy.shape {
+                return Err(internal(format!("operand {} and adjoint {}", x.shape, dy.shape)));
+            }
+            if *group == AggGroup::PerRelation {
+                return Err(unsupported(
+                    "`max_grad per_relation` (the derivative of a per-relation max aggregation) \
+                     on CUDA yet: it needs each relation's maximum before the relation's edges \
+                     are revisited; it runs on the CPU back end",
+                ));
+            }
+            x.shape.clone()
         }
     };
     if shape != stmt.shape {
@@ -216,6 +273,11 @@ pub(crate) fn store_kind(
             } else {
                 StoreKind::AddAtomicDst
             })
+        }
+        (StoreMode::AddIntoSrc, Level::Edge)
+            if rows == RowSpace::Nodes && space == RowSpace::Edges =>
+        {
+            Some(StoreKind::AddAtomicSrc)
         }
         _ => None,
     };
