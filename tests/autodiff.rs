@@ -388,29 +388,3 @@ fn inter_level_passes_keep_backward_modules() {
         }
     }
 }
-
-#[test]
-#[ignore]
-fn debug_fusion() {
-    let name = std::env::var("MODEL").unwrap();
-    let gi: usize = std::env::var("GRAPH").unwrap().parse().unwrap();
-    let bits: usize = std::env::var("BITS").unwrap().parse().unwrap();
-    let (_, params) = zoo().into_iter().find(|(n, _)| *n == name).unwrap();
-    let module = compile_zoo(&name, &params);
-    let names = all_inputs(&module);
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let d = differentiate(&module, &refs).expect("differentiate");
-    let s = split(&d).expect("split");
-    let graph = adversarial_graphs().remove(gi);
-    let case = Case::new(module.clone(), graph, 11 + gi as u64);
-    let stats = pigeon::runtime::layout::graph_stats(&case.graph);
-    let options = pigeon::passes::Options { reorder: bits & 1 != 0, compact: bits & 2 != 0, fuse: bits & 4 != 0 };
-    let c = pigeon::passes::compile(&s.backward, &stats, &options, None).unwrap();
-    println!("{}\n{}", c.module, c.plan.as_ref().unwrap());
-    let inputs = case.backward_inputs(&d, &s);
-    let want = interpret(&s.backward, &case.graph, &inputs, &case.weights).expect("bwd");
-    let got = CpuBackend::new(Precision::F64).execute(c.plan.as_ref().unwrap(), &case.graph, &inputs, &case.weights).unwrap();
-    for ((gn, gt), (_, wt)) in got.outputs.iter().zip(&want) {
-        println!("{gn}: {:?}\n   want {:?}", &gt.data[..gt.data.len().min(12)], &wt.data[..wt.data.len().min(12)]);
-    }
-}
