@@ -36,7 +36,7 @@ pub struct Executor {
 /// otherwise.
 pub fn executor(choice: BackendArg, opt: &OptArgs, threads: Option<usize>) -> Result<Executor> {
     let cpu = |why: Option<String>| {
-        let backend = runtime::cpu::CpuBackend { precision: opt.precision(), threads };
+        let backend = runtime::cpu::CpuBackend::with_threads(opt.precision(), threads);
         let threads = threads
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         let mut description = format!("cpu ({}, {threads} threads)", opt.precision_name());

@@ -303,15 +303,15 @@ fn each_operator_matches_finite_differences() {
     });
 }
 
-/// The backward module compiled for `graph` with `options`, run by the CPU back end in
-/// `precision`, against the reference interpreter's backward: the worst error over the gradient
+/// The backward module compiled for `graph` with `options`, run by the CPU back end `backend`,
+/// against the reference interpreter's backward: the worst error over the gradient
 /// outputs (relative to max(1, the output's largest gradient)) and the output it is in.
 fn backward_plan_error(
     case: &Case,
     d: &Differentiated,
     s: &Split,
     options: &pigeon::passes::Options,
-    precision: Precision,
+    backend: &CpuBackend,
 ) -> (f64, String) {
     let name = &case.module.name;
     let stats = pigeon::runtime::layout::graph_stats(&case.graph);
@@ -320,7 +320,7 @@ fn backward_plan_error(
     let compiled = pigeon::passes::compile(&s.backward, &stats, options, None)
         .unwrap_or_else(|e| panic!("{name} with {options:?}: {e}"));
     let plan = compiled.plan.expect("a plan");
-    let got = CpuBackend::new(precision)
+    let got = backend
         .execute(&plan, &case.graph, &inputs, &case.weights)
         .unwrap_or_else(|e| {
             panic!("{name} on {} with {options:?}: {e}\n{plan}", case.graph.name)
@@ -345,6 +345,9 @@ fn backward_plan_error(
 #[test]
 fn optimised_backward_plans_on_the_cpu_match_the_reference_backward() {
     let mut runs = 0;
+    // One back end per precision for every run: buffers it reuses across plans and graphs
+    // must not leak values from one execution into the next.
+    let (f64_cpu, f32_cpu) = (CpuBackend::new(Precision::F64), CpuBackend::new(Precision::F32));
     for (name, params) in zoo() {
         let module = compile_zoo(name, &params);
         let names = all_inputs(&module);
@@ -354,13 +357,13 @@ fn optimised_backward_plans_on_the_cpu_match_the_reference_backward() {
         for (gi, graph) in adversarial_graphs().into_iter().enumerate() {
             let case = Case::new(module.clone(), graph, 11 + gi as u64);
             for options in common::settings() {
-                let (err, what) = backward_plan_error(&case, &d, &s, &options, Precision::F64);
+                let (err, what) = backward_plan_error(&case, &d, &s, &options, &f64_cpu);
                 let on = &case.graph.name;
                 assert!(err < 1e-10, "{name} on {on} with {options:?}: {what}: f64 error {err:e}");
                 runs += 1;
             }
             let all = pigeon::passes::Options::default();
-            let (err, what) = backward_plan_error(&case, &d, &s, &all, Precision::F32);
+            let (err, what) = backward_plan_error(&case, &d, &s, &all, &f32_cpu);
             assert!(err < 1e-4, "{name} on {}: {what}: f32 error {err:e}", case.graph.name);
         }
     }

@@ -60,7 +60,7 @@ fn reads_writes(kernel: &Kernel) -> (Reads, Vec<(BufferId, StoreMode)>) {
 }
 
 /// Checks the access rules of the module doc for `kernel`.
-pub(crate) fn check<T: super::float::Float>(
+pub(crate) fn check<T: super::pool::Pooled>(
     env: &Env,
     kernel: &Kernel,
     storage: &Storage<T>,

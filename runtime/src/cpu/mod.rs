@@ -16,6 +16,7 @@ mod body;
 pub mod float;
 mod gemm;
 mod index;
+mod pool;
 mod store;
 mod traversal;
 mod wgrad;
@@ -42,19 +43,27 @@ pub enum Precision {
     F64,
 }
 
-/// The CPU plan executor.
+/// The CPU plan executor. Clones share its memory pool: buffers of one execution are reused by
+/// the next (`pool.rs`).
 #[derive(Clone, Debug, Default)]
 pub struct CpuBackend {
     /// Element type.
     pub precision: Precision,
     /// Number of worker threads; `None` uses rayon's global pool (one per core).
     pub threads: Option<usize>,
+    pool: std::sync::Arc<pool::Pool>,
 }
 
 impl CpuBackend {
     /// A back end computing in `precision` on rayon's global pool.
     pub fn new(precision: Precision) -> Self {
-        Self { precision, threads: None }
+        Self { precision, ..Self::default() }
+    }
+
+    /// A back end computing in `precision` on `threads` worker threads (`None`: rayon's
+    /// global pool).
+    pub fn with_threads(precision: Precision, threads: Option<usize>) -> Self {
+        Self { precision, threads, ..Self::default() }
     }
 }
 
@@ -71,8 +80,8 @@ impl Backend for CpuBackend {
         weights: &WeightStore,
     ) -> Result<Execution> {
         let run = || match self.precision {
-            Precision::F32 => execute::<f32>(plan, graph, inputs, weights),
-            Precision::F64 => execute::<f64>(plan, graph, inputs, weights),
+            Precision::F32 => execute::<f32>(plan, graph, inputs, weights, &self.pool),
+            Precision::F64 => execute::<f64>(plan, graph, inputs, weights, &self.pool),
         };
         match self.threads {
             None => run(),
@@ -124,17 +133,18 @@ impl<'a> Env<'a> {
 }
 
 /// Executes `plan` in element type `T`.
-fn execute<T: Float>(
+fn execute<T: pool::Pooled>(
     plan: &Plan,
     graph: &HeteroGraph,
     inputs: &[(String, Tensor)],
     weights: &WeightStore,
+    pool: &pool::Pool,
 ) -> Result<Execution> {
     let start = Instant::now();
     let layouts = Layouts::build(graph, &access::needed_layouts(plan))?;
     let layouts_time = start.elapsed();
     let env = Env { graph, layouts: &layouts, plan };
-    let mut storage = Storage::<T>::allocate(&env, inputs, weights)?;
+    let mut storage = Storage::<T>::allocate(&env, inputs, weights, pool)?;
     let mut per_kernel = Vec::with_capacity(plan.kernels.len());
     for (id, kernel) in plan.kernels.iter() {
         let t0 = Instant::now();
@@ -160,6 +170,7 @@ fn execute<T: Float>(
         .map(|(name, b)| Ok((name.clone(), storage.output(&env, *b)?)))
         .collect::<Result<Vec<_>>>()?;
     let profile = Profile { per_kernel, layouts: layouts_time, peak_bytes: storage.bytes() };
+    storage.release(pool);
     Ok(Execution { outputs, profile })
 }
 

@@ -1,9 +1,11 @@
 //! Buffer storage of one execution: one allocation per input, weight, output and un-slotted
-//! temp, one per temp slot (sized for its largest buffer); inputs and weights converted to the
-//! element type and checked against the plan's declarations.
+//! temp, one per temp slot (sized for its largest buffer), taken from the back end's pool and
+//! zeroed; inputs and weights converted to the element type and checked against the plan's
+//! declarations.
 
 use super::access::KernelAccess;
-use super::float::Float;
+use super::pool::{Pool, Pooled};
+use rayon::prelude::*;
 use super::{Env, Raw, Views};
 use crate::error::{Result, RuntimeError};
 use crate::tensor::Tensor;
@@ -26,13 +28,28 @@ pub(crate) struct Storage<T> {
     pub written: Vec<bool>,
 }
 
-fn convert<T: Float>(t: &Tensor) -> Vec<T> {
-    t.data.iter().map(|&x| T::from_f64(x)).collect()
+/// Values per parallel conversion task.
+const CONVERT_CHUNK: usize = 1 << 16;
+
+/// `t`'s values in `T`, in a buffer from `pool`.
+fn convert<T: Pooled>(t: &Tensor, pool: &Pool) -> Vec<T> {
+    let mut out = pool.take(t.data.len());
+    out.par_chunks_mut(CONVERT_CHUNK).zip(t.data.par_chunks(CONVERT_CHUNK)).for_each(|(o, x)| {
+        for (o, &x) in o.iter_mut().zip(x) {
+            *o = T::from_f64(x);
+        }
+    });
+    out
 }
 
-impl<T: Float> Storage<T> {
-    /// Allocates every buffer of the plan and fills inputs and weights.
-    pub fn allocate(env: &Env, inputs: &[(String, Tensor)], weights: &WeightStore) -> Result<Self> {
+impl<T: Pooled> Storage<T> {
+    /// Allocates every buffer of the plan (from `pool`) and fills inputs and weights.
+    pub fn allocate(
+        env: &Env,
+        inputs: &[(String, Tensor)],
+        weights: &WeightStore,
+        pool: &Pool,
+    ) -> Result<Self> {
         let plan = env.plan;
         let n = plan.buffers.len();
         let mut s = Storage {
@@ -50,8 +67,10 @@ impl<T: Float> Storage<T> {
             s.len[id.index()] = len;
             s.width[id.index()] = width;
             let values = match &buf.kind {
-                BufferKind::Input(name) => Some(input(name, buf.rows, rows, &buf.shape, inputs)?),
-                BufferKind::Weight(w) => Some(weight(env, *w, rows, &buf.shape, weights)?),
+                BufferKind::Input(name) => {
+                    Some(input(name, buf.rows, rows, &buf.shape, inputs, pool)?)
+                }
+                BufferKind::Weight(w) => Some(weight(env, *w, rows, &buf.shape, weights, pool)?),
                 BufferKind::Temp | BufferKind::Output(_) => None,
             };
             let storage = match (values, &buf.kind, buf.slot) {
@@ -66,18 +85,23 @@ impl<T: Float> Storage<T> {
                         s.data.len() - 1
                     });
                     if s.data[i].len() < len {
-                        s.data[i].resize(len, T::ZERO);
+                        s.data[i] = pool.take(len);
                     }
                     i
                 }
                 (None, ..) => {
-                    s.data.push(vec![T::ZERO; len]);
+                    s.data.push(pool.take(len));
                     s.data.len() - 1
                 }
             };
             s.of_buffer[id.index()] = storage;
         }
         Ok(s)
+    }
+
+    /// Gives the storages back to `pool` for the next execution.
+    pub fn release(self, pool: &Pool) {
+        pool.give(self.data);
     }
 
     /// Zeroes buffers that the kernel accumulates into before anything was written to them.
@@ -123,7 +147,13 @@ impl<T: Float> Storage<T> {
         }
         let rows = env.count(buf.rows)?;
         let len = self.len[b.index()];
-        let data = self.data[self.of_buffer[b.index()]][..len].iter().map(|x| x.to_f64()).collect();
+        let src = &self.data[self.of_buffer[b.index()]][..len];
+        let mut data = vec![0.0; len];
+        data.par_chunks_mut(CONVERT_CHUNK).zip(src.par_chunks(CONVERT_CHUNK)).for_each(|(o, x)| {
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = x.to_f64();
+            }
+        });
         Tensor::from_vec(rows, buf.shape.clone(), data)
     }
 
@@ -134,28 +164,30 @@ impl<T: Float> Storage<T> {
 }
 
 /// The bound value of input `name`, checked and converted.
-fn input<T: Float>(
+fn input<T: Pooled>(
     name: &str,
     space: pigeon_ir::plan::RowSpace,
     rows: usize,
     shape: &Shape,
     inputs: &[(String, Tensor)],
+    pool: &Pool,
 ) -> Result<Vec<T>> {
-    Ok(convert(crate::values::bound_input(name, space, rows, shape, inputs)?))
+    Ok(convert(crate::values::bound_input(name, space, rows, shape, inputs)?, pool))
 }
 
 /// The values of weight `w`, checked against the plan's declaration and the graph.
-fn weight<T: Float>(
+fn weight<T: Pooled>(
     env: &Env,
     w: pigeon_ir::WeightId,
     rows: usize,
     shape: &Shape,
     store: &WeightStore,
+    pool: &Pool,
 ) -> Result<Vec<T>> {
     let decl = env
         .plan
         .weights
         .get(w)
         .ok_or_else(|| RuntimeError::Internal(format!("undeclared weight {w}")))?;
-    Ok(convert(crate::values::weight_values(&decl.name, store.get(w), rows, shape)?))
+    Ok(convert(crate::values::weight_values(&decl.name, store.get(w), rows, shape)?, pool))
 }
