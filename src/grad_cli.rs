@@ -79,7 +79,7 @@ pub fn grad(args: &GradArgs) -> Result<()> {
             bail!("{}: `{name}` does not have the output's shape", args.cotangent.display());
         }
     }
-    let outs = grads.backward(&graph, &inputs, &weights, fwd, &seeds)?;
+    let outs = grads.backward(&graph, &mut inputs, &weights, fwd, seeds)?;
     let mut store = weights.clone();
     for ((_, name), t) in grads.weight_grads().iter().zip(store.tensors_mut()) {
         let g = outs.iter().find(|(n, _)| n == name).ok_or_else(|| anyhow!("no `{name}`"))?;
@@ -105,7 +105,7 @@ pub fn train_step_times(
     let graph = load_graph(graph_spec)?;
     let (r, t) = (graph.num_relations(), graph.num_node_types());
     let weights = WeightStore::try_init(&module, r, t, 0)?;
-    let (inputs, _) = pigeon::runtime::bind::bind_inputs(&module, &graph, 0)?;
+    let (mut inputs, _) = pigeon::runtime::bind::bind_inputs(&module, &graph, 0)?;
     let mut grads = Gradients::new(&module, &[])?;
     if let Some((options, precision)) = plans {
         let backend = pigeon::runtime::cpu::CpuBackend::new(precision);
@@ -129,7 +129,7 @@ pub fn train_step_times(
     for i in 0..warmup + runs {
         let start = Instant::now();
         let fwd = grads.forward(&graph, &inputs, &weights)?;
-        let _ = grads.backward(&graph, &inputs, &weights, fwd, &seeds)?;
+        let _ = grads.backward(&graph, &mut inputs, &weights, fwd, seeds.clone())?;
         if i >= warmup {
             times.push(start.elapsed());
         }

@@ -86,8 +86,9 @@ impl<'g> Trainer<'g> {
         let logits = find(&outs, &self.output)?;
         let (loss, dlogits) = loss::cross_entropy(logits, &self.splits[0])?;
         let metrics = self.metrics(logits, loss)?;
-        let seeds = [(self.output.clone(), dlogits)];
-        let grads = self.grads.backward(g, p.inputs(), &p.weights, outs, &seeds)?;
+        let seeds = vec![(self.output.clone(), dlogits)];
+        let p = &mut self.params;
+        let grads = self.grads.backward(g, &mut p.inputs, &p.weights, outs, seeds)?;
         self.params.update(&self.grads, &grads, &[])?;
         Ok(metrics)
     }

@@ -109,8 +109,9 @@ impl<'g> LinkTrainer<'g> {
         };
         let negatives = linkpred::corrupt(&positives, emb.rows, self.link.negatives, &mut self.rng);
         let (loss, de, dr) = linkpred::bce_loss(emb, self.relations(), &positives, &negatives)?;
-        let seeds = [(self.output.clone(), de)];
-        let grads = self.grads.backward(g, p.inputs(), &p.weights, outs, &seeds)?;
+        let seeds = vec![(self.output.clone(), de)];
+        let p = &mut self.params;
+        let grads = self.grads.backward(g, &mut p.inputs, &p.weights, outs, seeds)?;
         self.params.update(&self.grads, &grads, &[&dr.data])?;
         Ok(loss)
     }

@@ -127,27 +127,30 @@ impl Gradients {
 
     /// The backward pass from the forward pass's results `forward` and one seed (the loss's
     /// gradient) per model output given in `seeds` (outputs left out get a zero seed): the
-    /// gradient outputs (`grad:<weight>`, then `grad:input:<input>`).
+    /// gradient outputs (`grad:<weight>`, then `grad:input:<input>`). The seeds and saved values
+    /// are appended to `inputs` for the run and removed again, so the inputs are not copied.
     pub fn backward(
         &self,
         graph: &HeteroGraph,
-        inputs: &[(String, Tensor)],
+        inputs: &mut Vec<(String, Tensor)>,
         weights: &WeightStore,
         forward: Vec<(String, Tensor)>,
-        seeds: &[(String, Tensor)],
+        mut seeds: Vec<(String, Tensor)>,
     ) -> Result<Vec<(String, Tensor)>, Error> {
-        let mut all = inputs.to_vec();
+        let base = inputs.len();
         for (out, t) in &forward {
             if let Some((_, seed)) = self.diff.seeds.iter().find(|(o, _)| o == out) {
-                let value = match seeds.iter().find(|(n, _)| n == out) {
-                    Some((_, s)) => s.clone(),
+                let value = match seeds.iter().position(|(n, _)| n == out) {
+                    Some(i) => seeds.swap_remove(i).1,
                     None => Tensor::zeros(t.rows, t.shape.clone()),
                 };
-                all.push((seed.clone(), value));
+                inputs.push((seed.clone(), value));
             }
         }
-        all.extend(forward.into_iter().filter(|(n, _)| n.starts_with(autodiff::SAVED)));
-        self.run(true, graph, &all, weights)
+        inputs.extend(forward.into_iter().filter(|(n, _)| n.starts_with(autodiff::SAVED)));
+        let result = self.run(true, graph, inputs, weights);
+        inputs.truncate(base);
+        result
     }
 
     /// The name of the gradient output of each weight, in declaration order.
