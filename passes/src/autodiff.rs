@@ -13,7 +13,10 @@
 //! forward module and inputs of the backward module; weight-like and shared values (a weight's
 //! transpose, `sigmoid(skip[ntype])`) are recomputed instead, as they are weight-sized, and so
 //! are gathers, slices and views (from their saved or recomputed operand), as saving an edge
-//! gather of a node value would store a whole edge table to spare one read per edge.
+//! gather of a node value would store a whole edge table to spare one read per edge. An edge
+//! `linear` of inputs and weights reached through indexing only (`src.h @ W[relation]`) is
+//! recomputed too: the pipeline computes it per (node, relation) pair with one GEMM, where
+//! saving it writes an edge table in the forward pass and reads it in the backward.
 //!
 //! ```text
 //! before                                  after differentiate (outputs: out, grad:W)
@@ -300,6 +303,38 @@ pub fn split(d: &Differentiated) -> Result<Split, PassError> {
     Ok(Split { forward, backward, saved })
 }
 
+/// Whether the backward pass recomputes forward value `v` rather than saving it: indexing
+/// (an edge gather of a node value costs one read per edge but would save a whole edge table),
+/// weight-sized values, and an edge `linear` of such values (`src.h @ W[relation]`: the
+/// pipeline computes it once per (node, relation) pair, a GEMM, where saving it writes and
+/// reads an edge table; node values are saved, as a node table costs what recomputing reads).
+fn recomputed(m: &Module, v: ValueId) -> bool {
+    let inst = &m.insts[v];
+    // Inputs, weights and constants reached through indexing only.
+    let leaf_indexing = |x: ValueId| {
+        let mut x = x;
+        loop {
+            match m.insts[x].op {
+                Op::Gather { x: y, .. } | Op::View { x: y, .. } => x = y,
+                Op::Input { .. } | Op::Weight(_) | Op::Const(_) | Op::Slice { .. } => return true,
+                _ => return m.ty(x).domain.is_weight_like(),
+            }
+        }
+    };
+    match inst.op {
+        Op::Input { .. }
+        | Op::Weight(_)
+        | Op::Const(_)
+        | Op::Gather { .. }
+        | Op::Slice { .. }
+        | Op::View { .. } => true,
+        Op::Linear { x, w, .. } if inst.ty.domain.is_edge_like() => {
+            leaf_indexing(x) && leaf_indexing(w)
+        }
+        _ => inst.ty.domain.is_weight_like(),
+    }
+}
+
 /// Copies value `v` of `m` into `bwd` (after its operands), saving or recomputing forward
 /// values; returns its id there.
 fn copy(
@@ -315,18 +350,7 @@ fn copy(
     }
     let inst = &m.insts[v];
     let is_forward = v.index() < forward_len;
-    // Indexing is recomputed from its operand rather than saved: an edge gather of a node
-    // value costs one read per edge but would save a whole edge table.
-    let recompute = matches!(
-        inst.op,
-        Op::Input { .. }
-            | Op::Weight(_)
-            | Op::Const(_)
-            | Op::Gather { .. }
-            | Op::Slice { .. }
-            | Op::View { .. }
-    ) || inst.ty.domain.is_weight_like();
-    let nv = if is_forward && !recompute {
+    let nv = if is_forward && !recomputed(m, v) {
         if !matches!(inst.ty.domain, Domain::Node | Domain::Edge) {
             return Err(PassError::Unsupported(format!(
                 "{v} is a {} value the backward pass reads; only node and edge values are saved",
