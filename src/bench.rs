@@ -127,8 +127,8 @@ fn bench_train(args: &BenchArgs) -> Result<()> {
              back end does not run backward plans yet (use --backend auto, cpu or reference)"
         ));
     }
-    let plans = (args.backend != BackendArg::Reference)
-        .then(|| (args.opt.options(), args.opt.precision()));
+    let plans =
+        (args.backend != BackendArg::Reference).then(|| (args.opt.options(), args.opt.precision()));
     let (median, runs, backend) =
         crate::grad_cli::train_step_times(args, &args.file, &args.graph, &args.model, plans)?;
     let rss = peak_rss_bytes();

@@ -322,9 +322,7 @@ fn backward_plan_error(
     let plan = compiled.plan.expect("a plan");
     let got = backend
         .execute(&plan, &case.graph, &inputs, &case.weights)
-        .unwrap_or_else(|e| {
-            panic!("{name} on {} with {options:?}: {e}\n{plan}", case.graph.name)
-        });
+        .unwrap_or_else(|e| panic!("{name} on {} with {options:?}: {e}\n{plan}", case.graph.name));
     assert_eq!(got.outputs.len(), want.len(), "{name}");
     let mut worst = (0.0f64, String::new());
     for ((gn, gt), (wn, wt)) in got.outputs.iter().zip(&want) {

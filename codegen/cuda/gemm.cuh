@@ -8,11 +8,11 @@
 //   C_WIDTH                      floats per C row (BATCH * N)
 //   TILE_N                       output columns per block: 16, 32 or 64
 //   VEC_A, VEC_B, VEC_C          whether float4 accesses are legal (decided by the generator)
-//   ACCUMULATE                   add into destination rows (atomics) instead of writing
+//   ACCUMULATE                   add into node rows (atomics) instead of writing
 // and at run time: pointers a, b, c and
 //   row(p)        iteration row id at position p (order[p], or p)
 //   a_row(i)      A row of iteration row i (the gather)
-//   out_row(i)    C row of iteration row i (i, or its destination node)
+//   out_row(i)    C row of iteration row i (i, or its destination or source node)
 //   epilogue(i, col, v)   the fused post-processing of element col of row i
 //
 // Output element (i, bi, j) is sum_kk A[a_row(i) * A_WIDTH + bi * K + kk] *
@@ -368,9 +368,10 @@ __device__ __forceinline__ void write_tile(const F& f, const float* Cs, const un
     }
 }
 
-// Adds the staged tile into destination rows. Thread (column c = tid % TILE_N, chunk =
-// tid / TILE_N) walks rows chunk * RPC .. + RPC in order, sums runs of equal destinations (rows
-// of a relation are sorted by destination) and issues one atomic add per run.
+// Adds the staged tile into node rows. Thread (column c = tid % TILE_N, chunk = tid / TILE_N)
+// walks rows chunk * RPC .. + RPC in order, sums runs of equal destinations (rows of a relation
+// are sorted by destination) and issues one atomic add per run; source rows (add_into_src) come
+// in no particular order, mostly as runs of one: one atomic add each.
 template <class F>
 __device__ __forceinline__ void accumulate_tile(const F& f, const float* Cs, const unsigned* row_s,
                                                 const unsigned* out_s, unsigned bi, unsigned n0) {

@@ -4,8 +4,8 @@
 //! The tiled loops are fixed C++ in `cuda/gemm.cuh` (`pg::gemm::run`); per kernel this module
 //! writes a small functor that states the shapes as constants and says how a position finds
 //! its row (the runtime's order), its A row (the gather), its C row (itself, or its destination
-//! node when adding into destinations) and how an output element is post-processed (the fused
-//! epilogue), then an `extern "C"` kernel that builds the functor and calls the template:
+//! or source node when adding into nodes: `add_into_dst`, `add_into_src`) and how an output
+//! element is post-processed (the fused epilogue), then an `extern "C"` kernel that builds the functor and calls the template:
 //!
 //! ```text
 //! struct gemm_rgcn_0_f {
@@ -62,23 +62,29 @@ fn resolve<'p>(plan: &'p Plan, g: &Gemm) -> Result<Resolved<'p>> {
             a.shape, b.shape, g.form, c.shape
         )));
     }
-    let seg = segmentation(plan, g, b.rows)?;
+    let seg = segmentation(plan, g.segment, g.rows, b.rows)?;
     let cfg = TileConfig::new(&form, a.shape.numel(), b.shape.numel(), c.shape.numel());
     Ok(Resolved { a, c, out, seg, cfg })
 }
 
-/// How the rows are grouped by the B slice they select, as the CPU back end's `segments`.
-fn segmentation(plan: &Plan, g: &Gemm, b_rows: RowSpace) -> Result<Segmentation> {
+/// How `rows` are grouped by the slice of a `b_rows` buffer they select by `segment`, as the
+/// CPU back end's `segments` (for the GEMM's B, and for the weight gradient's C).
+pub(crate) fn segmentation(
+    plan: &Plan,
+    segment: Select,
+    rows: RowSpace,
+    b_rows: RowSpace,
+) -> Result<Segmentation> {
     // The selection must resolve (the CPU back end resolves it before segmenting).
     let mut scratch = Params::new(plan, []);
-    row_expr(&mut scratch, RowIndex::Select(g.segment), g.rows, b_rows, "i")?;
-    let identity = match g.segment {
+    row_expr(&mut scratch, RowIndex::Select(segment), rows, b_rows, "i")?;
+    let identity = match segment {
         Select::Same => true,
-        Select::Relation => g.rows == RowSpace::Relations && b_rows == RowSpace::Relations,
-        Select::NodeType => g.rows == RowSpace::NodeTypes && b_rows == RowSpace::NodeTypes,
+        Select::Relation => rows == RowSpace::Relations && b_rows == RowSpace::Relations,
+        Select::NodeType => rows == RowSpace::NodeTypes && b_rows == RowSpace::NodeTypes,
         Select::SrcType | Select::DstType => false,
     };
-    Ok(match (g.rows, g.segment) {
+    Ok(match (rows, segment) {
         _ if b_rows == RowSpace::One => Segmentation::Single,
         _ if identity => Segmentation::PerRow,
         (RowSpace::Edges, Select::Relation) => Segmentation::EdgesByRelation,
@@ -97,6 +103,9 @@ fn out_row(params: &mut Params, g: &Gemm, c_rows: RowSpace) -> Result<String> {
             RowSpace::Edges | RowSpace::Compact(Endpoint::Dst),
             RowSpace::Nodes,
         ) => row_expr(params, RowIndex::Node(Endpoint::Dst), g.rows, c_rows, "i"),
+        (StoreMode::AddIntoSrc, RowSpace::Edges, RowSpace::Nodes) => {
+            row_expr(params, RowIndex::Node(Endpoint::Src), g.rows, c_rows, "i")
+        }
         (m, r, c) => Err(internal(format!("cannot {m:?} {r:?} rows into a {c:?} buffer"))),
     }
 }
@@ -129,7 +138,7 @@ pub(crate) fn emit(
     let functor = format!("{name}_f");
     w.line(format!("// {name}: {:?} rows, {:?}, {:?}", g.rows, r.seg, g.form));
     w.open(format!("struct {functor}"));
-    constants(w, &r.cfg, g.store == StoreMode::AddIntoDst);
+    constants(w, &r.cfg, g.store.accumulates());
     // Members: the operands, then every other pointer the functions read, by parameter name.
     w.line("const float* a;");
     w.line("const float* b;");

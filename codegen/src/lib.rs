@@ -5,12 +5,16 @@
 //! - `gemm`: the segmented gather-GEMM-scatter template; the tiled loops are fixed C++ in
 //!   `cuda/gemm.cuh`, instantiated with a small generated functor per kernel (row order, A
 //!   gather, epilogue, store);
+//! - `wgrad`: the GEMM template's weight-gradient form (per-segment outer products `A^T B`),
+//!   fixed loops in `cuda/wgrad.cuh` and a generated functor per kernel;
 //! - `traversal`: row, edge-parallel and node-parallel traversals, their fused bodies
-//!   generated statement by statement, with a group of lanes per row and features across lanes.
+//!   generated statement by statement, with a group of lanes per row and features across lanes
+//!   (derivative statements of backward bodies included; `cuda/grad.cuh` holds their helpers).
 //!
 //! Output is deterministic: the same plan and options give the same text. Generated code goes
 //! through [`writer::Writer`]; fixed device helpers live in `cuda/*.cuh` and are inlined, so
-//! NVRTC needs no include path. Kernel names are `{template}_{model}_{index}`.
+//! NVRTC needs no include path. Kernel names are `{template}_{model}_{index}` (`gemm`, `wgrad`,
+//! `traversal`).
 
 pub mod error;
 mod gemm;
@@ -19,20 +23,28 @@ mod ops;
 pub mod params;
 pub mod spec;
 mod traversal;
+mod wgrad;
 pub mod writer;
+
+#[cfg(test)]
+mod backward_tests;
 
 pub use error::{CodegenError, Result};
 pub use gemm::GEMM_CUH;
 pub use spec::{
     CudaProgram, GemmMath, GraphArray, Grid, KernelLaunch, Options, Param, Segmentation,
 };
+pub use wgrad::WGRAD_CUH;
 
-use pigeon_ir::plan::{BufferId, Kernel, Plan, StmtOp, StoreMode};
+use pigeon_ir::plan::{BufferId, Kernel, Plan, StmtOp};
 use pigeon_ir::EntityId;
 use writer::Writer;
 
 /// The device helpers every translation unit includes.
 pub const COMMON_CUH: &str = include_str!("../cuda/common.cuh");
+
+/// The device helpers of derivative statements, included where a traversal has one.
+pub const GRAD_CUH: &str = include_str!("../cuda/grad.cuh");
 
 /// The first line of every generated file.
 pub fn banner(model: &str) -> String {
@@ -54,7 +66,6 @@ pub fn c_ident(name: &str) -> String {
 
 /// CUDA C++ for every kernel of `plan`, and how to launch each.
 pub fn generate(plan: &Plan, options: &Options) -> Result<CudaProgram> {
-    backward_support(plan)?;
     let model = c_ident(&plan.name);
     let mut w = Writer::new();
     w.line(banner(&plan.name));
@@ -64,6 +75,14 @@ pub fn generate(plan: &Plan, options: &Options) -> Result<CudaProgram> {
     if plan.kernels.iter().any(|(_, k)| matches!(k, Kernel::Gemm(_))) {
         w.blank();
         w.raw(gemm::GEMM_CUH);
+    }
+    if plan.kernels.iter().any(|(_, k)| matches!(k, Kernel::WeightGrad(_))) {
+        w.blank();
+        w.raw(wgrad::WGRAD_CUH);
+    }
+    if plan.kernels.iter().any(|(_, k)| has_derivative_statements(k)) {
+        w.blank();
+        w.raw(GRAD_CUH);
     }
     let mut kernels = Vec::with_capacity(plan.kernels.len());
     for (id, kernel) in plan.kernels.iter() {
@@ -77,45 +96,31 @@ pub fn generate(plan: &Plan, options: &Options) -> Result<CudaProgram> {
                 let name = format!("traversal_{model}_{}", id.index());
                 traversal::emit(&mut w, plan, id, t, &name)?
             }
-            Kernel::WeightGrad(_) => return Err(backward_unsupported(id)),
+            Kernel::WeightGrad(g) => {
+                let name = format!("wgrad_{model}_{}", id.index());
+                wgrad::emit(&mut w, plan, id, g, &name)?
+            }
         };
         kernels.push(launch);
     }
     Ok(CudaProgram { model: plan.name.clone(), source: w.finish(), kernels })
 }
 
-/// Refuses the backward kernels the CUDA templates do not implement yet: weight gradients,
-/// derivative statements and stores into source rows.
-fn backward_support(plan: &Plan) -> Result<()> {
-    for (id, kernel) in plan.kernels.iter() {
-        let backward = match kernel {
-            Kernel::Gemm(g) => g.store == StoreMode::AddIntoSrc,
-            Kernel::WeightGrad(_) => true,
-            Kernel::Traversal(t) => t.body.iter().any(|s| {
-                matches!(
-                    s.op,
-                    StmtOp::UnaryGrad { .. }
-                        | StmtOp::SumTo { .. }
-                        | StmtOp::Transpose { .. }
-                        | StmtOp::Narrow { .. }
-                        | StmtOp::GroupSize { .. }
-                        | StmtOp::MaxGrad { .. }
-                        | StmtOp::Store { mode: StoreMode::AddIntoSrc, .. }
-                )
-            }),
-        };
-        if backward {
-            return Err(backward_unsupported(id));
-        }
-    }
-    Ok(())
-}
-
-fn backward_unsupported(id: pigeon_ir::plan::KernelId) -> CodegenError {
-    error::unsupported(format!(
-        "backward kernel {id} yet (weight gradients, derivative statements and adds into \
-         source rows run on the CPU back end)"
-    ))
+/// Whether a kernel is a traversal with derivative statements (their helpers are in
+/// `cuda/grad.cuh`).
+fn has_derivative_statements(kernel: &Kernel) -> bool {
+    let Kernel::Traversal(t) = kernel else { return false };
+    t.body.iter().any(|s| {
+        matches!(
+            s.op,
+            StmtOp::UnaryGrad { .. }
+                | StmtOp::SumTo { .. }
+                | StmtOp::Transpose { .. }
+                | StmtOp::Narrow { .. }
+                | StmtOp::GroupSize { .. }
+                | StmtOp::MaxGrad { .. }
+        )
+    })
 }
 
 /// The buffers a kernel writes.

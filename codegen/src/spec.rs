@@ -19,9 +19,16 @@
 //! `tiles[3t] = start position, tiles[3t+1] = end position (exclusive), tiles[3t+2] = segment`.
 //! Without an order, a position is the row id itself. Tiles of empty segments are not listed.
 //!
+//! Weight gradients (`wgrad_*` kernels, `pigeon_ir::plan::WeightGrad`) take the same row order
+//! and tile table, segmented by the slice of C each iteration row selects (C's rows in place of
+//! B's), with tiles of at most [`Grid::Gemm::tile_m`] positions. They add per-tile partial sums
+//! into C with atomics: the runtime zeroes C right before every launch (even an empty one, so
+//! that slices without rows are 0).
+//!
 //! Launch geometry ([`Grid`]): a `Rows` kernel gets `ceil(count(space) / rows_per_block)` blocks
-//! of [`KernelLaunch::block`] threads; a `Gemm` kernel gets `(number of tiles, y_blocks)`. A grid
-//! with zero blocks is not launched. Shared memory is static (declared in the source).
+//! of [`KernelLaunch::block`] threads; a `Gemm` kernel (GEMM or weight gradient) gets `(number
+//! of tiles, y_blocks)`. A grid with zero blocks is not launched. Shared memory is static
+//! (declared in the source).
 
 use pigeon_ir::plan::{BufferId, KernelId, RowSpace};
 use pigeon_ir::{Endpoint, Select};
@@ -42,7 +49,8 @@ pub struct CudaProgram {
 pub struct KernelLaunch {
     /// The plan kernel it implements.
     pub kernel: KernelId,
-    /// The `extern "C"` name: `{template}_{model}_{index}`, e.g. `gemm_rgcn_0`.
+    /// The `extern "C"` name: `{template}_{model}_{index}`, e.g. `gemm_rgcn_0`
+    /// (templates: `gemm`, `wgrad`, `traversal`).
     pub name: String,
     /// Parameters, in order.
     pub params: Vec<Param>,
@@ -50,7 +58,7 @@ pub struct KernelLaunch {
     pub grid: Grid,
     /// Threads per block.
     pub block: u32,
-    /// The GEMM's segmentation (`None` for traversals).
+    /// The GEMM's or weight gradient's segmentation (`None` for traversals).
     pub segmentation: Option<Segmentation>,
 }
 
@@ -131,7 +139,7 @@ pub enum Grid {
         /// Rows (or nodes, or edges) per block.
         rows_per_block: u32,
     },
-    /// `(tiles, y_blocks)` blocks.
+    /// `(tiles, y_blocks)` blocks (GEMMs and weight gradients).
     Gemm {
         /// Most positions per tile.
         tile_m: u32,

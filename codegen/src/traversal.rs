@@ -16,11 +16,13 @@
 //! lane-parallel (lane `l` on edge `l` of the batch, merged across the group after the loop),
 //! wide statements run per edge with the batch's rows fetched several edges ahead, and
 //! edge-invariant statements run once per node (`modes.rs`).
-//! `emit.rs` writes the row-local statements, `kernel.rs` the kernel around them.
+//! `emit.rs` writes the row-local statements, `grad.rs` the derivative statements of backward
+//! bodies, `kernel.rs` the kernel around them.
 
 mod batch;
 mod cross;
 mod emit;
+mod grad;
 mod kernel;
 mod modes;
 mod passes;

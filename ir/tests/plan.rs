@@ -387,7 +387,10 @@ fn parse_errors() {
     );
     check("plan p()\nlayouts in_csr,", "2:16: expected one of `nodes_by_type`, `edges_by_relation`, `in_csr`, `compact.src`, `compact.dst`, found end of line");
     check("plan p()\nk1 = gemm", "2:1: expected `k0` (kernels are numbered in order), found `k1`");
-    check("plan p()\nk0 = conv", "2:6: expected one of `gemm`, `traversal`, found `conv`");
+    check(
+        "plan p()\nk0 = conv",
+        "2:6: expected one of `gemm`, `weight_grad`, `traversal`, found `conv`",
+    );
     check(
         "plan p()\nk0 = gemm rows edges segment relation a b0 gather src b b1 plain(k=4) c b2 write",
         "2:69: expected `,`, found `)`",
@@ -398,7 +401,7 @@ fn parse_errors() {
     );
     check(
         "plan p()\nk0 = gemm rows edges segment relation a b0 gather src b b1 plain(k=4, n=4) c b2",
-        "2:80: expected one of `write`, `add_into_dst`, found end of line",
+        "2:80: expected one of `write`, `add_into_dst`, `add_into_src`, found end of line",
     );
     check(
         "plan p()\nk0 = traversal edge_parallel {\n    r0 = edge const 1 : []",
@@ -415,7 +418,7 @@ fn parse_errors() {
     check("plan p()\nk0 = traversal edge_parallel {\n    r0 = edge fetch b0 : [4]", "3:15: expected an operation (`load`, `store`, `matvec`, `relu`, `add`, ...), found `fetch`");
     check(
         "plan p()\nk0 = traversal edge_parallel {\n    r0 = edge store b0 r0 : []",
-        "3:27: expected one of `write`, `add_into_dst`, found `:`",
+        "3:27: expected one of `write`, `add_into_dst`, `add_into_src`, found `:`",
     );
     check("plan p()\nk0 = traversal edge_parallel\n}", "2:29: expected `{`, found end of line");
     check("plan p()\nk0 = traversal edge_parallel {\n} x", "3:3: expected end of line, found `x`");
@@ -435,14 +438,14 @@ fn verifies_to(p: &Plan, expected: &[&str]) {
 fn gemm_mut(p: &mut Plan, k: usize) -> &mut Gemm {
     match &mut p.kernels[KernelId::new(k)] {
         Kernel::Gemm(g) => g,
-        Kernel::Traversal(_) => panic!("k{k} is not a gemm"),
+        _ => panic!("k{k} is not a gemm"),
     }
 }
 
 fn body_mut(p: &mut Plan, k: usize) -> &mut Vec<Stmt> {
     match &mut p.kernels[KernelId::new(k)] {
         Kernel::Traversal(t) => &mut t.body,
-        Kernel::Gemm(_) => panic!("k{k} is not a traversal"),
+        _ => panic!("k{k} is not a traversal"),
     }
 }
 
@@ -696,7 +699,7 @@ fn inv10_levels_and_schedules() {
     verifies_to(
         &p,
         &[
-            "k1.r4: softmax is an edge-level statement of an edge register (invariant 10)",
+            "k1.r4: softmax is an edge-level statement of edge registers (invariant 10)",
             "k1.r5: edge-level statement reads a node-level register (invariant 10)",
             "k1.r6: aggregate is a node-level statement of an edge register (invariant 10)",
             "k1.r7: node-level statement reads an edge-level register (invariant 10)",

@@ -138,7 +138,10 @@ fn misuses_of_backward_elements_are_reported() {
         x: pigeon_ir::plan::RegId::new(1),
         mode: StoreMode::AddIntoSrc,
     };
-    expect(&p, "add_into_src adds edge rows into nodes rows, not relations rows into relations rows");
+    expect(
+        &p,
+        "add_into_src adds edge rows into nodes rows, not relations rows into relations rows",
+    );
 
     // A weight gradient whose B does not have the product's shape.
     let mut p = plan();

@@ -163,8 +163,7 @@ fn run_both(
 ) -> (Outputs, Outputs) {
     let f64s = ok(CpuBackend::new(Precision::F64).execute(plan, g, inputs, w)).outputs;
     let f32s =
-        ok(CpuBackend::with_threads(Precision::F32, Some(2)).execute(plan, g, inputs, w))
-            .outputs;
+        ok(CpuBackend::with_threads(Precision::F32, Some(2)).execute(plan, g, inputs, w)).outputs;
     (f64s, f32s)
 }
 

@@ -24,11 +24,11 @@ pub use link::{LinkOptions, LinkSplit, LinkTrainer};
 use crate::Error;
 use pigeon_ir::plan::Plan;
 use pigeon_ir::{GraphStats, Module};
+use pigeon_passes::autodiff::{self, Differentiated, Saved, Split};
 use pigeon_passes::Options;
 use pigeon_runtime::backend::Backend;
-use pigeon_runtime::cpu::{CpuBackend, Precision};
-use pigeon_passes::autodiff::{self, Differentiated, Saved, Split};
 use pigeon_runtime::bind::{bind_inputs, BindingSource};
+use pigeon_runtime::cpu::{CpuBackend, Precision};
 use pigeon_runtime::graph::HeteroGraph;
 use pigeon_runtime::interp::interpret;
 use pigeon_runtime::optim::{OptState, Optimizer};
@@ -91,7 +91,9 @@ impl Gradients {
     pub fn engine_name(&self) -> String {
         match &self.engine {
             Engine::Reference => "reference interpreter (f64)".into(),
-            Engine::Plans { backend, .. } => format!("{} back end, optimised plans", backend.name()),
+            Engine::Plans { backend, .. } => {
+                format!("{} back end, optimised plans", backend.name())
+            }
         }
     }
 

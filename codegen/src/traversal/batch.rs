@@ -23,7 +23,7 @@
 
 use super::emit::Ctx;
 use super::modes::Mode;
-use super::passes::{operands, Passes};
+use super::passes::{operands, value_operands, Passes};
 use super::reduce;
 use crate::error::{internal, Result};
 use crate::spec::GraphArray;
@@ -212,8 +212,11 @@ fn seq_part(ctx: &mut Ctx, parts: &Parts, modes: &[Mode]) -> Result<Seq> {
     let mut shuffled = Vec::new();
     let mut indices = Vec::new();
     let mut reads: Vec<usize> = Vec::new();
-    for &i in parts.seq.iter().chain(&parts.seq_reductions) {
-        reads.extend(operands(&ctx.t.body[i].op).iter().map(|r| r.index()));
+    for &i in &parts.seq {
+        reads.extend(value_operands(&ctx.t.body[i].op).iter().map(|r| r.index()));
+    }
+    for &r in &parts.seq_reductions {
+        reads.push(reduced(ctx, r)?.index());
     }
     reads.sort_unstable();
     reads.dedup();

@@ -49,9 +49,12 @@ fn decompose(flat: &str, axes: &[(usize, usize)]) -> String {
     terms.join(" + ")
 }
 
+/// Axes of a row as `(extent, stride)`, outermost first.
+pub(crate) type Axes = Vec<(usize, usize)>;
+
 /// For `sum_to` of an `x` row to `out`: the kept axes and the summed axes of `x`, each as
 /// `(extent, stride in x)`.
-pub(crate) fn sum_axes(out: &Shape, x: &Shape) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+pub(crate) fn sum_axes(out: &Shape, x: &Shape) -> (Axes, Axes) {
     let rank = x.rank();
     let out_strides = shape::broadcast_strides(out, rank);
     let mut x_strides = vec![1usize; rank];
@@ -116,7 +119,10 @@ pub(crate) fn sum_to(w: &mut Writer, ctx: &mut Ctx, i: usize, x: RegId) -> Resul
     w.line("float sum = 0.0f;");
     w.open(format!("if (i < {o})"));
     w.line(format!("const int base = {};", decompose("i", &kept)));
-    w.line(format!("for (int q = 0; q < {terms}; ++q) sum += sc[base + {}];", decompose("q", &summed)));
+    w.line(format!(
+        "for (int q = 0; q < {terms}; ++q) sum += sc[base + {}];",
+        decompose("q", &summed)
+    ));
     w.close();
     w.line(format!("r{i}[s] = sum;"));
     w.close();
@@ -202,7 +208,7 @@ pub(crate) fn group_size(w: &mut Writer, ctx: &mut Ctx, i: usize, group: AggGrou
         AggGroup::PerRelation => {
             let edges = ctx.params.array(GraphArray::CsrEdges);
             let rel = ctx.params.array(GraphArray::Rel);
-            let e = if ctx.hoisted { "e" } else { ctx.edge_row };
+            let e = ctx.edge_row;
             w.line(format!(
                 "const float r{i} = (float)pg::rel_run_size({edges}, {rel}, begin, end, \
                  {rel}[{e}]);"
@@ -240,7 +246,9 @@ pub(crate) fn max_begin(w: &mut Writer, ctx: &Ctx, i: usize) -> Result<()> {
         w.line(format!("float m{i}[{slots}];"));
         w.line(format!("unsigned a{i}[{slots}];"));
         w.line("#pragma unroll");
-        w.line(format!("for (int s = 0; s < {slots}; ++s) {{ m{i}[s] = {NEG_INF}; a{i}[s] = {NO_EDGE}; }}"));
+        w.line(format!(
+            "for (int s = 0; s < {slots}; ++s) {{ m{i}[s] = {NEG_INF}; a{i}[s] = {NO_EDGE}; }}"
+        ));
     }
     Ok(())
 }
@@ -254,9 +262,8 @@ pub(crate) fn max_step(w: &mut Writer, ctx: &Ctx, i: usize) -> Result<()> {
     let xv = ctx.elem(x)?;
     let (m, a) = (el(&format!("m{i}"), rep), el(&format!("a{i}"), rep));
     let e = ctx.edge_row;
-    let line = format!(
-        "if ({xv} > {m} || ({xv} == {m} && {e} < {a})) {{ {m} = {xv}; {a} = {e}; }}"
-    );
+    let line =
+        format!("if ({xv} > {m} || ({xv} == {m} && {e} < {a})) {{ {m} = {xv}; {a} = {e}; }}");
     if rep {
         w.line(line);
     } else {
@@ -340,6 +347,45 @@ mod tests {
             }
         }
         assert!(seen.iter().all(|&c| c == 1), "{out} from {x}: {seen:?}");
+    }
+
+    /// The generated statistics of a scalar `max_grad` (`max_step` in each lane for the edges
+    /// it holds, then `max_merge`) pick, for every degree, group size and pattern of ties, the
+    /// CPU's edge: the first in edge-id order attaining the maximum, although the GPU's in-CSR
+    /// lists a node's edges by (relation, edge id).
+    #[test]
+    fn merged_max_grad_statistics_pick_the_first_maximal_edge() {
+        for g in [1usize, 2, 4, 32] {
+            for n in [1usize, 2, 3, 31, 32, 33, 70] {
+                for ties in [1usize, 2, 5] {
+                    // Edge ids 100.. with values on a coarse grid (ties), in CSR order by
+                    // relation (id % 3) then id.
+                    let val = |id: usize| ((id * 7) % (ties + 1)) as f32;
+                    let mut csr: Vec<usize> = (100..100 + n).collect();
+                    csr.sort_by_key(|&id| (id % 3, id));
+                    let mut lanes = vec![(f32::NEG_INFINITY, u32::MAX); g];
+                    for j0 in (0..n).step_by(g) {
+                        for (l, (m, a)) in lanes.iter_mut().enumerate() {
+                            if j0 + l < n {
+                                let e = csr[j0 + l] as u32;
+                                let x = val(e as usize);
+                                if x > *m || (x == *m && e < *a) {
+                                    (*m, *a) = (x, e);
+                                }
+                            }
+                        }
+                    }
+                    let mg = lanes.iter().fold(f32::NEG_INFINITY, |m, l| m.max(l.0));
+                    let a = lanes.iter().map(|l| if l.0 == mg { l.1 } else { u32::MAX }).min();
+                    // The CPU: edges in id order, the first attaining the maximum.
+                    let want = (100..100 + n).fold(None, |best: Option<usize>, id| match best {
+                        Some(b) if val(b) >= val(id) => Some(b),
+                        _ => Some(id),
+                    });
+                    assert_eq!(a.map(|a| a as usize), want, "G {g}, {n} edges, ties {ties}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@
 use super::passes::operands;
 use super::regs::Reg;
 use pigeon_ir::plan::{Level, Plan, RowIndex, RowSpace, StmtOp, StoreMode, Traversal};
-use pigeon_ir::{Endpoint, EntityId, Select};
+use pigeon_ir::{AggGroup, Endpoint, EntityId, Select};
 
 /// How a statement of a node-parallel body is evaluated.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -69,9 +69,15 @@ fn invariant(plan: &Plan, op: &StmtOp, modes: &[Mode]) -> bool {
                     RowIndex::Node(Endpoint::Dst) | RowIndex::Select(Select::DstType)
                 )
         }
-        StmtOp::Unary { .. } | StmtOp::Binary { .. } | StmtOp::View { .. } | StmtOp::Dot { .. } => {
-            all(operands(op))
-        }
+        StmtOp::Unary { .. }
+        | StmtOp::Binary { .. }
+        | StmtOp::View { .. }
+        | StmtOp::Dot { .. }
+        | StmtOp::UnaryGrad { .. }
+        | StmtOp::SumTo { .. }
+        | StmtOp::Transpose { .. }
+        | StmtOp::Narrow { .. } => all(operands(op)),
+        StmtOp::GroupSize { group } => *group == AggGroup::All,
         StmtOp::Concat { xs } => all(xs.clone()),
         StmtOp::MatVec { x, w, select, .. } => {
             all(vec![*x]) && (one_row(*w) || *select == Select::DstType)

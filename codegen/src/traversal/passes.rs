@@ -5,6 +5,8 @@
 //! - an edge statement is *ready* in loop `p`, the largest readiness of its operands;
 //! - a softmax of an edge register ready in loop `p` is ready in loop `p + 1` (loop `p` keeps a
 //!   running maximum and sum per element);
+//! - a `max_grad` of an edge register `x` ready in loop `p` is ready in loop `p + 1` (or when its
+//!   adjoint is), like a softmax: loop `p` keeps its running maximum;
 //! - an aggregation of an edge register ready in loop `p` accumulates during loop `p`; its node
 //!   register (its *stage*, `p + 1`) is ready after that loop;
 //! - other node statements have the largest stage of their operands, and run before loop
@@ -33,7 +35,8 @@ pub(crate) struct Passes {
     pub ready: Vec<usize>,
     /// For each loop, which statements it evaluates.
     pub evaluated: Vec<Vec<bool>>,
-    /// For each loop, the softmax and aggregation statements whose reductions it accumulates.
+    /// For each loop, the softmax, `max_grad` and aggregation statements whose reductions it
+    /// accumulates.
     pub reductions: Vec<Vec<usize>>,
 }
 
@@ -54,6 +57,15 @@ pub(crate) fn operands(op: &StmtOp) -> Vec<RegId> {
         StmtOp::Binary { a, b, .. } | StmtOp::Dot { a, b } => vec![*a, *b],
         StmtOp::UnaryGrad { x, dy: y, .. } | StmtOp::MaxGrad { x, dy: y, .. } => vec![*x, *y],
         StmtOp::Concat { xs } => xs.clone(),
+    }
+}
+
+/// The registers a statement's value reads on an edge: its operands, except that a
+/// `max_grad`'s value reads only its adjoint (its operand is read by its statistics' loop).
+pub(crate) fn value_operands(op: &StmtOp) -> Vec<RegId> {
+    match op {
+        StmtOp::MaxGrad { dy, .. } => vec![*dy],
+        op => operands(op),
     }
 }
 
@@ -79,6 +91,7 @@ fn readiness(t: &Traversal) -> Vec<usize> {
         let of = |r: RegId| ready.get(r.index()).copied().unwrap_or(0);
         let r = match &stmt.op {
             StmtOp::Softmax { x } | StmtOp::Aggregate { x, .. } => of(*x) + 1,
+            StmtOp::MaxGrad { x, dy, .. } => (of(*x) + 1).max(of(*dy)),
             op => operands(op).into_iter().map(of).max().unwrap_or(0),
         };
         ready.push(r);
@@ -98,7 +111,9 @@ fn sink_loop(
         return None;
     }
     match &t.body[i].op {
-        StmtOp::Softmax { x } | StmtOp::Aggregate { x, .. } => Some(ready[x.index()]),
+        StmtOp::Softmax { x } | StmtOp::Aggregate { x, .. } | StmtOp::MaxGrad { x, .. } => {
+            Some(ready[x.index()])
+        }
         StmtOp::Store { .. } if regs[i].level == pigeon_ir::plan::Level::Edge => Some(ready[i]),
         _ => None,
     }
@@ -116,7 +131,7 @@ pub(crate) fn split(t: &Traversal, regs: &[Reg]) -> Passes {
     for (i, sink) in sinks.iter().enumerate() {
         let Some(p) = *sink else { continue };
         match &t.body[i].op {
-            StmtOp::Softmax { x } | StmtOp::Aggregate { x, .. } => {
+            StmtOp::Softmax { x } | StmtOp::Aggregate { x, .. } | StmtOp::MaxGrad { x, .. } => {
                 reductions[p].push(i);
                 evaluated[p][x.index()] = true;
             }
@@ -135,7 +150,7 @@ fn close_over_operands(t: &Traversal, regs: &[Reg], eval: &mut [bool]) {
         if !eval[i] || regs[i].level != pigeon_ir::plan::Level::Edge {
             continue;
         }
-        for r in operands(&t.body[i].op) {
+        for r in value_operands(&t.body[i].op) {
             if regs[r.index()].level == pigeon_ir::plan::Level::Edge {
                 eval[r.index()] = true;
             }

@@ -2,7 +2,8 @@
 //! element: softmax (an online running maximum `mN` and denominator `dN`, then `exp(x - m) /
 //! d` in later loops, as the CPU's shift-by-max softmax) and aggregation (sum, mean, max; all
 //! edges together, or per relation over the contiguous runs of equal `rel[e]`, each run folded
-//! into the accumulator when it ends). A node without incoming edges aggregates to 0.
+//! into the accumulator when it ends). A node without incoming edges aggregates to 0. The
+//! statistics of `max_grad` (a running maximum and its first edge) are written by `grad.rs`.
 
 use super::emit::{open_slots, Ctx};
 use crate::error::{internal, Result};
@@ -45,6 +46,11 @@ fn each(w: &mut Writer, ctx: &Ctx, width: usize, lines: &[String]) {
     }
 }
 
+/// Whether reduction `i` is a `max_grad` (its statistics are kept by `grad.rs`).
+fn is_max_grad(ctx: &Ctx, i: usize) -> bool {
+    matches!(ctx.t.body[i].op, StmtOp::MaxGrad { .. })
+}
+
 /// The operands of reduction statement `i`: (op, group, x) for aggregates, x for softmax.
 fn parts(ctx: &Ctx, i: usize) -> Result<(Option<(AggOp, AggGroup)>, RegId)> {
     match &ctx.t.body[i].op {
@@ -56,6 +62,9 @@ fn parts(ctx: &Ctx, i: usize) -> Result<(Option<(AggOp, AggGroup)>, RegId)> {
 
 /// Declares the state of reduction `i` before its loop.
 pub(crate) fn begin(w: &mut Writer, ctx: &Ctx, i: usize) -> Result<()> {
+    if is_max_grad(ctx, i) {
+        return super::grad::max_begin(w, ctx, i);
+    }
     let width = ctx.regs[i].width;
     match parts(ctx, i)? {
         (None, _) => {
@@ -77,6 +86,9 @@ pub(crate) fn begin(w: &mut Writer, ctx: &Ctx, i: usize) -> Result<()> {
 
 /// Accumulates edge `e`'s value into reduction `i` (inside its loop, after the value).
 pub(crate) fn step(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
+    if is_max_grad(ctx, i) {
+        return super::grad::max_step(w, ctx, i);
+    }
     let width = ctx.regs[i].width;
     let rep = width == 1;
     let (agg, x) = parts(ctx, i)?;
@@ -127,6 +139,9 @@ pub(crate) fn step(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
 /// [`merge`] after the loop. Per-relation runs need the edges in order and stay per edge.
 pub(crate) fn lane_parallel(ctx: &Ctx, i: usize) -> Result<bool> {
     let scalar = ctx.regs[i].width == 1;
+    if is_max_grad(ctx, i) {
+        return Ok(scalar);
+    }
     Ok(match parts(ctx, i)? {
         (None, _) | (Some((_, AggGroup::All)), _) => scalar,
         (Some((_, AggGroup::PerRelation)), _) => false,
@@ -148,6 +163,9 @@ pub(crate) fn lane_step(w: &mut Writer, ctx: &mut Ctx, i: usize) -> Result<()> {
 /// add the partial sums (the mean divides by the count at its node statement); max takes the
 /// maximum (a node without edges gets 0 at its node statement).
 pub(crate) fn merge(w: &mut Writer, ctx: &Ctx, i: usize) -> Result<()> {
+    if is_max_grad(ctx, i) {
+        return super::grad::max_merge(w, ctx, i);
+    }
     match parts(ctx, i)? {
         (None, _) => {
             w.line(format!("const float mg{i} = pg::group_max<G>(m{i}, mask);"));

@@ -11,10 +11,10 @@ use super::{internal, Cx};
 use crate::fuse::{compose_index, resolve};
 use crate::PassError;
 use pigeon_ir::inter::{Domain, Index, Op, Select, Shape, ValueId};
-use pigeon_ir::Endpoint;
 use pigeon_ir::plan::{
     Buffer, BufferId, Level, RegId, RowIndex, Schedule, Stmt, StmtOp, StoreMode, Traversal,
 };
+use pigeon_ir::Endpoint;
 use pigeon_ir::EntityId;
 use std::collections::HashMap;
 
@@ -134,7 +134,8 @@ impl Body<'_, '_> {
             }
             op @ Op::Scatter { x, .. } if crate::fuse::is_src_scatter(op) => {
                 let x = self.operand(*x, Level::Edge)?;
-                let buf = self.cx.buf_of.get(&m).copied().ok_or_else(|| internal(format!("{m}")))?;
+                let buf =
+                    self.cx.buf_of.get(&m).copied().ok_or_else(|| internal(format!("{m}")))?;
                 let store = StmtOp::Store { buf, x, mode: StoreMode::AddIntoSrc };
                 self.push(Level::Edge, store, Shape::scalar());
                 return Ok(());

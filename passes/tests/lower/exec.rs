@@ -13,6 +13,10 @@ use pigeon_runtime::interp::{math, CompactTable, InEdges};
 use pigeon_runtime::{HeteroGraph, Tensor, WeightStore};
 use std::collections::HashMap;
 
+/// Why this executor stops at backward elements.
+const BACKWARD: &str = "this executor runs forward plans; backward plans are checked against \
+                        the reference interpreter in tests/autodiff.rs";
+
 pub struct Exec<'g> {
     g: &'g HeteroGraph,
     ntype: Vec<u32>,
@@ -160,6 +164,7 @@ pub fn run_plan(
         match k {
             Kernel::Gemm(g) => gemm(&mut ex, g),
             Kernel::Traversal(t) => traversal(&mut ex, t),
+            Kernel::WeightGrad(_) => panic!("{BACKWARD}"),
         }
     }
     plan.outputs
@@ -273,6 +278,7 @@ fn gemm(ex: &mut Exec, g: &Gemm) {
                 let d = ex.g.dst[i] as usize;
                 ex.row_mut(g.c, d).iter_mut().zip(&y).for_each(|(o, v)| *o += v);
             }
+            StoreMode::AddIntoSrc => panic!("{BACKWARD}"),
         }
     }
 }
@@ -321,10 +327,12 @@ fn eval(
                     let d = ex.g.dst[i] as usize;
                     ex.row_mut(*buf, d).iter_mut().zip(&v).for_each(|(o, a)| *o += a);
                 }
+                StoreMode::AddIntoSrc => panic!("{BACKWARD}"),
             }
             Vec::new()
         }
         StmtOp::Softmax { .. } | StmtOp::Aggregate { .. } => panic!("reduction outside node level"),
+        _ => panic!("{BACKWARD}"),
     }
 }
 

@@ -37,24 +37,69 @@ pub(super) enum StoreKind {
 
 /// A compiled statement (register operands by index).
 pub(super) enum SOp<'a, T> {
-    Load { view: Raw<T>, map: RowMap<'a> },
+    Load {
+        view: Raw<T>,
+        map: RowMap<'a>,
+    },
     Const(T),
     Unary(UnaryOp, usize),
-    Binary { op: BinaryOp, a: usize, b: usize, ia: Vec<usize>, ib: Vec<usize> },
-    Dot { a: usize, b: usize, k: usize, ia: Vec<usize>, ib: Vec<usize> },
+    Binary {
+        op: BinaryOp,
+        a: usize,
+        b: usize,
+        ia: Vec<usize>,
+        ib: Vec<usize>,
+    },
+    Dot {
+        a: usize,
+        b: usize,
+        k: usize,
+        ia: Vec<usize>,
+        ib: Vec<usize>,
+    },
     Copy(usize),
-    Concat { xs: Vec<(usize, usize)>, lead: usize },
-    MatVec { x: usize, w: Raw<T>, map: RowMap<'a>, form: LinearForm },
+    Concat {
+        xs: Vec<(usize, usize)>,
+        lead: usize,
+    },
+    MatVec {
+        x: usize,
+        w: Raw<T>,
+        map: RowMap<'a>,
+        form: LinearForm,
+    },
     Softmax(usize),
-    Aggregate { op: AggOp, group: AggGroup, x: usize },
-    Store { view: Raw<T>, x: usize, kind: StoreKind },
-    UnaryGrad { op: UnaryOp, x: usize, dy: usize },
+    Aggregate {
+        op: AggOp,
+        group: AggGroup,
+        x: usize,
+    },
+    Store {
+        view: Raw<T>,
+        x: usize,
+        kind: StoreKind,
+    },
+    UnaryGrad {
+        op: UnaryOp,
+        x: usize,
+        dy: usize,
+    },
     /// `out[to[j]] += x[j]` for every element `j` of the operand.
-    SumTo { x: usize, to: Vec<usize> },
+    SumTo {
+        x: usize,
+        to: Vec<usize>,
+    },
     /// `out[j] = x[from[j]]`: transposes and narrows are gathers of the row's elements.
-    Permute { x: usize, from: Vec<usize> },
+    Permute {
+        x: usize,
+        from: Vec<usize>,
+    },
     GroupSize(AggGroup),
-    MaxGrad { group: AggGroup, x: usize, dy: usize },
+    MaxGrad {
+        group: AggGroup,
+        x: usize,
+        dy: usize,
+    },
 }
 
 /// A compiled body.
@@ -282,12 +327,11 @@ impl<'a, T: Float> Body<'a, T> {
         for run in perm.chunk_by(|a, b| a.0 == b.0) {
             for k in 0..x.width {
                 let at = |j: u32| e[j as usize * w + x.off + k];
-                let first = run.iter().map(|&(_, j)| j).fold(None, |best: Option<u32>, j| {
-                    match best {
+                let first =
+                    run.iter().map(|&(_, j)| j).fold(None, |best: Option<u32>, j| match best {
                         Some(b) if at(b) >= at(j) => Some(b),
                         _ => Some(j),
-                    }
-                });
+                    });
                 if let Some(j) = first {
                     let j = j as usize;
                     e[j * w + out.off + k] = e[j * w + dy.off + k];

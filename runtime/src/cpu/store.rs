@@ -5,13 +5,13 @@
 
 use super::access::KernelAccess;
 use super::pool::{Pool, Pooled};
-use rayon::prelude::*;
 use super::{Env, Raw, Views};
 use crate::error::{Result, RuntimeError};
 use crate::tensor::Tensor;
 use crate::weights::WeightStore;
 use pigeon_ir::plan::BufferKind;
 use pigeon_ir::{EntityId, Shape};
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 /// The storages and which buffer lives in which.

@@ -196,9 +196,8 @@ pub(super) fn compile<'a, T: super::float::Float>(
             }
             StmtOp::Transpose { x } => {
                 let x = operand(*x, None)?;
-                let (out, from) = transpose(&x.shape).ok_or_else(|| {
-                    here(format!("cannot transpose a {} row", x.shape))
-                })?;
+                let (out, from) = transpose(&x.shape)
+                    .ok_or_else(|| here(format!("cannot transpose a {} row", x.shape)))?;
                 (SOp::Permute { x: x.id, from }, out)
             }
             StmtOp::Narrow { x, start, len } => {
@@ -210,7 +209,9 @@ pub(super) fn compile<'a, T: super::float::Float>(
             }
             StmtOp::GroupSize { group } => {
                 if !node_parallel || stmt.level != Level::Edge {
-                    return Err(here("group_size outside the edge level of a node traversal".into()));
+                    return Err(here(
+                        "group_size outside the edge level of a node traversal".into(),
+                    ));
                 }
                 (SOp::GroupSize(*group), Shape::scalar())
             }
@@ -251,7 +252,15 @@ pub(super) fn compile<'a, T: super::float::Float>(
         ops.push(op);
     }
     let graph = env.graph;
-    Ok(Body { regs, ops, edge_width, node_width, dst: &graph.dst, src: &graph.src, rel: &graph.rel })
+    Ok(Body {
+        regs,
+        ops,
+        edge_width,
+        node_width,
+        dst: &graph.dst,
+        src: &graph.src,
+        rel: &graph.rel,
+    })
 }
 
 /// The shape of a transposed row and, per output element, the element it reads.

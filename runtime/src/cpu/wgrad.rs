@@ -34,7 +34,13 @@ struct Operand<'a, T> {
 impl<T: Float> Operand<'_, T> {
     /// A pointer to `m` consecutive rows for the rows `row_id(0..m)`: in place when they are
     /// consecutive rows of the buffer, else packed into `pack`.
-    fn rows(&self, pack: &mut Vec<T>, m: usize, in_order: Option<usize>, row_id: impl Fn(usize) -> usize) -> *const T {
+    fn rows(
+        &self,
+        pack: &mut Vec<T>,
+        m: usize,
+        in_order: Option<usize>,
+        row_id: impl Fn(usize) -> usize,
+    ) -> *const T {
         let w = self.view.width;
         if let (Some(lo), RowMap::Identity) = (in_order, &self.map) {
             assert!((lo + m) * w <= self.view.len(), "rows beyond the buffer");
@@ -87,7 +93,9 @@ pub(super) fn run<T: Float>(env: &Env, g: &WeightGrad, views: &Views<T>) -> Resu
         .offsets
         .windows(2)
         .enumerate()
-        .flat_map(|(s, w)| (w[0]..w[1]).step_by(BLOCK).map(move |lo| (s, lo, (lo + BLOCK).min(w[1]))))
+        .flat_map(|(s, w)| {
+            (w[0]..w[1]).step_by(BLOCK).map(move |lo| (s, lo, (lo + BLOCK).min(w[1])))
+        })
         .collect();
     let partials: Vec<Vec<T>> = blocks
         .par_iter()

@@ -10,9 +10,11 @@
 //! each between two timing events, empty grids skipped; the stream is synchronised once and
 //! the outputs downloaded.
 //!
-//! Zeroing: every storage starts zeroed; a buffer accumulated into (`AddIntoDst`) before any
-//! kernel wrote it is zeroed again right before that kernel (its storage may hold an earlier
-//! temp of the same slot), the rule of the CPU back end's `prepare_writes`.
+//! Zeroing: every storage starts zeroed; a buffer accumulated into (`AddIntoDst`,
+//! `AddIntoSrc`) before any kernel wrote it is zeroed again right before that kernel (its
+//! storage may hold an earlier temp of the same slot), the rule of the CPU back end's
+//! `prepare_writes`; a weight gradient's output is always zeroed right before its kernel, which
+//! adds per-tile partial sums into it.
 
 use super::device::{cuda_err, open};
 use super::host::{self, alloc_len, GemmTables, Prepared};
@@ -234,16 +236,29 @@ impl Uploaded {
     }
 }
 
-/// The buffers a kernel writes, each with whether it accumulates into it.
-fn writes(kernel: &Kernel) -> Vec<(BufferId, bool)> {
+/// When a written buffer is zeroed before its kernel.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Zero {
+    /// Never (the kernel overwrites its rows).
+    Never,
+    /// When no kernel wrote it before (the kernel accumulates into what it holds).
+    IfUnwritten,
+    /// Always: the kernel overwrites it, but through atomic adds of partial sums (the weight
+    /// gradient's split-K scheme, `wgrad.cuh`).
+    Always,
+}
+
+/// The buffers a kernel writes, each with when it is zeroed first.
+fn writes(kernel: &Kernel) -> Vec<(BufferId, Zero)> {
+    let acc = |a: bool| if a { Zero::IfUnwritten } else { Zero::Never };
     match kernel {
-        Kernel::Gemm(g) => vec![(g.c, g.store.accumulates())],
-        Kernel::WeightGrad(g) => vec![(g.c, false)],
+        Kernel::Gemm(g) => vec![(g.c, acc(g.store.accumulates()))],
+        Kernel::WeightGrad(g) => vec![(g.c, Zero::Always)],
         Kernel::Traversal(t) => t
             .body
             .iter()
             .filter_map(|s| match s.op {
-                StmtOp::Store { buf, mode, .. } => Some((buf, mode.accumulates())),
+                StmtOp::Store { buf, mode, .. } => Some((buf, acc(mode.accumulates()))),
                 _ => None,
             })
             .collect(),
@@ -304,9 +319,15 @@ impl CudaBackend {
                 RuntimeError::Internal(format!("launch of unknown kernel {}", launch.kernel))
             })?;
             let writes = writes(kernel);
-            for &(b, accumulates) in &writes {
+            for &(b, zero) in &writes {
                 let len = *prep.len.get(b.index()).unwrap_or(&0);
-                if accumulates && !dev.written.get(b.index()).copied().unwrap_or(true) && len > 0 {
+                let unwritten = !dev.written.get(b.index()).copied().unwrap_or(true);
+                let zero = match zero {
+                    Zero::Never => false,
+                    Zero::IfUnwritten => unwritten,
+                    Zero::Always => true,
+                };
+                if zero && len > 0 {
                     let st = prep.of_buffer[b.index()];
                     let mut view = dev.storages[st].slice_mut(0..len);
                     self.stream.memset_zeros(&mut view).map_err(cuda_err("cuMemsetD8"))?;

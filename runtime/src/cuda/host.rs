@@ -1,7 +1,7 @@
 //! Host-side preparation of a CUDA execution, independent of any device: row counts, the
 //! storage plan (one allocation per input, weight, output and un-slotted temp, one per temp
-//! slot sized for its largest buffer), the graph arrays the kernels name, each GEMM's row
-//! order and tile table, and the device-memory estimate they add up to.
+//! slot sized for its largest buffer), the graph arrays the kernels name, each GEMM's and
+//! weight gradient's row order and tile table, and the device-memory estimate they add up to.
 //!
 //! Everything here follows `pigeon_codegen::spec`: arrays are `u32`, the in-CSR's edges of each
 //! destination are sorted by (relation, edge id), tiles are `(start, end, segment)` triples.
@@ -213,11 +213,17 @@ pub(crate) fn prepare(plan: &Plan, graph: &HeteroGraph, program: &CudaProgram) -
     }
     for launch in &program.kernels {
         let tables = match plan.kernels.get(launch.kernel) {
-            Some(Kernel::Gemm(g)) => Some(gemm_tables(plan, graph, &layouts, &prep, g, launch)?),
-            Some(Kernel::Traversal(_)) => None,
-            Some(Kernel::WeightGrad(_)) => {
-                return Err(internal(format!("{}: no CUDA weight-gradient kernel", launch.kernel)))
+            Some(Kernel::Gemm(g)) => {
+                let b_rows = rows_of(plan, g.b, launch)?;
+                let seg = (g.segment, g.rows, b_rows);
+                Some(gemm_tables(graph, &layouts, &prep, seg, launch)?)
             }
+            Some(Kernel::WeightGrad(g)) => {
+                let c_rows = rows_of(plan, g.c, launch)?;
+                let seg = (g.segment, g.rows, c_rows);
+                Some(gemm_tables(graph, &layouts, &prep, seg, launch)?)
+            }
+            Some(Kernel::Traversal(_)) => None,
             None => return Err(internal(format!("launch of unknown kernel {}", launch.kernel))),
         };
         prep.gemm.push(tables);
@@ -239,8 +245,10 @@ fn spaces(plan: &Plan, program: &CudaProgram) -> Vec<RowSpace> {
         }
     }
     for k in plan.kernels.values() {
-        if let Kernel::Gemm(g) = k {
-            out.push(g.rows);
+        match k {
+            Kernel::Gemm(g) => out.push(g.rows),
+            Kernel::WeightGrad(g) => out.push(g.rows),
+            Kernel::Traversal(_) => {}
         }
     }
     out.push(RowSpace::Relations);
@@ -404,21 +412,25 @@ fn slice_table(
     }
 }
 
-/// A GEMM's row order and tile table, checked against the segmentation the kernel expects.
+/// The rows of buffer `b` of a kernel's plan.
+fn rows_of(plan: &Plan, b: pigeon_ir::plan::BufferId, launch: &KernelLaunch) -> Result<RowSpace> {
+    plan.buffers
+        .get(b)
+        .map(|b| b.rows)
+        .ok_or_else(|| internal(format!("{}: unknown buffer {b}", launch.name)))
+}
+
+/// The row order and tile table of a GEMM (iteration rows segmented by the B slice they
+/// select) or a weight gradient (by the C slice), given as `(segment, rows, slice rows)`,
+/// checked against the segmentation the kernel expects.
 fn gemm_tables(
-    plan: &Plan,
     graph: &HeteroGraph,
     l: &Layouts,
     prep: &Prepared,
-    g: &pigeon_ir::plan::Gemm,
+    (segment, g_rows, b_rows): (Select, RowSpace, RowSpace),
     launch: &KernelLaunch,
 ) -> Result<GemmTables> {
-    let b_rows = plan
-        .buffers
-        .get(g.b)
-        .map(|b| b.rows)
-        .ok_or_else(|| internal(format!("{}: unknown B buffer {}", launch.name, g.b)))?;
-    let kind = segments::classify(g, b_rows);
+    let kind = segments::classify_rows(segment, g_rows, b_rows);
     if launch.segmentation != Some(kind) {
         return Err(internal(format!(
             "{}: the kernel expects segmentation {:?}, the runtime builds {kind:?}",
@@ -431,10 +443,10 @@ fn gemm_tables(
             return Err(internal(format!("{}: a GEMM with a row grid", launch.name)))
         }
     };
-    let rows = prep.count(g.rows)?;
+    let rows = prep.count(g_rows)?;
     let slices = prep.count(b_rows)?;
     let table = match kind {
-        Segmentation::Sorted(sel) => slice_table(graph, l, sel, g.rows, b_rows)?,
+        Segmentation::Sorted(sel) => slice_table(graph, l, sel, g_rows, b_rows)?,
         _ => Vec::new(),
     };
     let segs = segments::segments(kind, graph, l, rows, slices, |i| table[i] as usize)?;
