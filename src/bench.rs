@@ -121,14 +121,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
 /// `pigeon bench --train`.
 fn bench_train(args: &BenchArgs) -> Result<()> {
-    if args.backend == BackendArg::Cuda {
-        return Err(anyhow!(
-            "training steps run on the CPU back end or the reference interpreter: the CUDA \
-             back end does not run backward plans yet (use --backend auto, cpu or reference)"
-        ));
-    }
-    let plans =
-        (args.backend != BackendArg::Reference).then(|| (args.opt.options(), args.opt.precision()));
+    // `--backend auto` takes the GPU when there is one, as for inference.
+    let plans = executor(args.backend, &args.opt, args.threads)?
+        .backend
+        .map(|backend| (args.opt.options(), backend));
     let (median, runs, backend) =
         crate::grad_cli::train_step_times(args, &args.file, &args.graph, &args.model, plans)?;
     let rss = peak_rss_bytes();

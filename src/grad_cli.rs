@@ -91,14 +91,14 @@ pub fn grad(args: &GradArgs) -> Result<()> {
 }
 
 /// Median time of one training step of `sum(out * G)` for a random G, for `pigeon bench
-/// --train`, on plans compiled with `plans` (switches, CPU precision) or on the reference
+/// --train`, on plans compiled with `plans` (switches, back end) or on the reference
 /// interpreter: the median, the number of timed steps, and what ran them.
 pub fn train_step_times(
     args: &BenchArgs,
     file: &std::path::Path,
     graph_spec: &str,
     model: &ModelArgs,
-    plans: Option<(pigeon::passes::Options, pigeon::runtime::cpu::Precision)>,
+    plans: Option<(pigeon::passes::Options, Box<dyn pigeon::runtime::backend::Backend>)>,
 ) -> Result<(Duration, usize, String)> {
     let src = pigeon::read_source(file)?;
     let module = pigeon::compile(&src, model.model.as_deref(), &model.params)?;
@@ -107,9 +107,8 @@ pub fn train_step_times(
     let weights = WeightStore::try_init(&module, r, t, 0)?;
     let (mut inputs, _) = pigeon::runtime::bind::bind_inputs(&module, &graph, 0)?;
     let mut grads = Gradients::new(&module, &[])?;
-    if let Some((options, precision)) = plans {
-        let backend = pigeon::runtime::cpu::CpuBackend::new(precision);
-        grads = grads.compile(&graph, &options, Box::new(backend))?;
+    if let Some((options, backend)) = plans {
+        grads = grads.compile(&graph, &options, backend)?;
     }
     let mut rng = Rng::new(7919);
     let probe = grads.forward(&graph, &inputs, &weights)?;

@@ -41,7 +41,7 @@ enum Engine {
     /// The f64 reference interpreter.
     Reference,
     /// Kernel plans compiled for one graph, run by a plan back end.
-    Plans { forward: Plan, backward: Plan, backend: Box<dyn Backend + Send + Sync> },
+    Plans { forward: Plan, backward: Plan, backend: Box<dyn Backend> },
 }
 
 /// A module differentiated once and split, run as forward then backward.
@@ -66,7 +66,7 @@ impl Gradients {
         mut self,
         graph: &HeteroGraph,
         options: &Options,
-        backend: Box<dyn Backend + Send + Sync>,
+        backend: Box<dyn Backend>,
     ) -> Result<Self, Error> {
         let stats = pigeon_runtime::layout::graph_stats(graph);
         let plan = |m: &Module| -> Result<Plan, Error> {
