@@ -166,10 +166,7 @@ fn every_zoo_model_matches_finite_differences_on_adversarial_graphs() {
 fn differentiated_modules_round_trip_through_the_text_form() {
     for (name, params) in zoo() {
         let module = compile_zoo(name, &params);
-        let names = all_inputs(&module);
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let d = differentiate(&module, &refs).expect("differentiate");
-        let s = split(&d).expect("split");
+        let (d, s) = common::differentiated(&module);
         for m in [&d.module, &s.forward, &s.backward] {
             let text = pigeon::ir::print(m);
             let back =
@@ -348,10 +345,7 @@ fn optimised_backward_plans_on_the_cpu_match_the_reference_backward() {
     let (f64_cpu, f32_cpu) = (CpuBackend::new(Precision::F64), CpuBackend::new(Precision::F32));
     for (name, params) in zoo() {
         let module = compile_zoo(name, &params);
-        let names = all_inputs(&module);
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let d = differentiate(&module, &refs).expect("differentiate");
-        let s = split(&d).expect("split");
+        let (d, s) = common::differentiated(&module);
         for (gi, graph) in adversarial_graphs().into_iter().enumerate() {
             let case = Case::new(module.clone(), graph, 11 + gi as u64);
             for options in common::settings() {

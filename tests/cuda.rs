@@ -11,39 +11,12 @@
 
 mod common;
 
+use common::cuda::{gpu, nvrtc, ptxas_report, required};
 use common::{adversarial_graphs, compare, compile_zoo, settings, zoo};
 use pigeon::codegen::{self, GemmMath};
 use pigeon::passes::{pipeline, Options};
-use pigeon::runtime::cuda::{self, CudaBackend};
+use pigeon::runtime::cuda;
 use pigeon::runtime::layout::graph_stats;
-
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1")
-}
-
-/// NVRTC's version, or `None` after printing why the NVRTC checks are skipped.
-fn nvrtc() -> Option<(i32, i32)> {
-    match cuda::nvrtc_version() {
-        Ok(v) => Some(v),
-        Err(e) if required("PIGEON_REQUIRE_NVRTC") => panic!("NVRTC is required: {e}"),
-        Err(e) => {
-            eprintln!("skipped: NVRTC not available: {e}");
-            None
-        }
-    }
-}
-
-/// The GPU back end, or `None` after printing why the GPU checks are skipped.
-fn gpu(math: GemmMath) -> Option<CudaBackend> {
-    match CudaBackend::new(0, codegen::Options { gemm_math: math }) {
-        Ok(b) => Some(b),
-        Err(e) if required("PIGEON_REQUIRE_GPU") => panic!("a GPU is required: {e}"),
-        Err(e) => {
-            eprintln!("skipped: no GPU: {e}");
-            None
-        }
-    }
-}
 
 fn plans_of_the_zoo() -> Vec<(String, pigeon::ir::plan::Plan)> {
     let g = &adversarial_graphs()[0];
@@ -90,22 +63,6 @@ fn every_zoo_kernel_compiles_with_nvrtc_for_sm80_and_sm90() {
     }
     eprintln!("NVRTC {}.{}: {compiled} translation units compiled", version.0, version.1);
     assert!(compiled >= 11 * 8 * 2);
-}
-
-/// ptxas's resource report for `ptx`, or `None` when ptxas is not available.
-fn ptxas_report(ptx: &str, arch: &str) -> Option<String> {
-    let ptxas = std::env::var("PIGEON_PTXAS").ok()?;
-    let dir = std::env::temp_dir().join(format!("pigeon-ptxas-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let file = dir.join(format!("k-{arch}.ptx"));
-    std::fs::write(&file, ptx).ok()?;
-    let out = std::process::Command::new(ptxas)
-        .args([&format!("-arch={arch}"), "-v", "-o", "/dev/null"])
-        .arg(&file)
-        .output()
-        .ok()?;
-    assert!(out.status.success(), "ptxas failed: {}", String::from_utf8_lossy(&out.stderr));
-    Some(String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]

@@ -14,64 +14,21 @@
 
 mod common;
 
+use common::cuda::{gpu, nvrtc, ptxas_report};
 use common::{adversarial_graphs, compile_zoo, settings, zoo};
 use pigeon::codegen::{self, GemmMath};
 use pigeon::ir::plan::{Kernel, Plan, StmtOp};
 use pigeon::ir::Module;
-use pigeon::passes::autodiff::{differentiate, split, Differentiated, Split};
+use pigeon::passes::autodiff::{Differentiated, Split};
 use pigeon::runtime::backend::Backend;
 use pigeon::runtime::bind::bind_inputs;
 use pigeon::runtime::cpu::{CpuBackend, Precision};
-use pigeon::runtime::cuda::{self, CudaBackend};
+use pigeon::runtime::cuda;
 use pigeon::runtime::graph::HeteroGraph;
 use pigeon::runtime::interp::interpret;
 use pigeon::runtime::rng::Rng;
 use pigeon::runtime::tensor::Tensor;
 use pigeon::runtime::weights::WeightStore;
-
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1")
-}
-
-/// NVRTC's version, or `None` after printing why the NVRTC checks are skipped.
-fn nvrtc() -> Option<(i32, i32)> {
-    match cuda::nvrtc_version() {
-        Ok(v) => Some(v),
-        Err(e) if required("PIGEON_REQUIRE_NVRTC") => panic!("NVRTC is required: {e}"),
-        Err(e) => {
-            eprintln!("skipped: NVRTC not available: {e}");
-            None
-        }
-    }
-}
-
-/// The GPU back end, or `None` after printing why the GPU checks are skipped.
-fn gpu() -> Option<CudaBackend> {
-    match CudaBackend::new(0, codegen::Options { gemm_math: GemmMath::Simt }) {
-        Ok(b) => Some(b),
-        Err(e) if required("PIGEON_REQUIRE_GPU") => panic!("a GPU is required: {e}"),
-        Err(e) => {
-            eprintln!("skipped: no GPU: {e}");
-            None
-        }
-    }
-}
-
-/// ptxas's resource report for `ptx` when `$PIGEON_PTXAS` names ptxas, else `None`.
-fn ptxas_report(ptx: &str, arch: &str) -> Option<String> {
-    let ptxas = std::env::var("PIGEON_PTXAS").ok()?;
-    let dir = std::env::temp_dir().join(format!("pigeon-ptxas-bw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let file = dir.join(format!("k-{arch}.ptx"));
-    std::fs::write(&file, ptx).ok()?;
-    let out = std::process::Command::new(ptxas)
-        .args([&format!("-arch={arch}"), "-v", "-o", "/dev/null"])
-        .arg(&file)
-        .output()
-        .ok()?;
-    assert!(out.status.success(), "ptxas failed: {}", String::from_utf8_lossy(&out.stderr));
-    Some(String::from_utf8_lossy(&out.stderr).into_owned())
-}
 
 /// With `$PIGEON_PTXAS`, asserts that no kernel of `ptx` spills registers.
 fn check_spills(ptx: &str, arch: &str, what: &str) {
@@ -82,15 +39,6 @@ fn check_spills(ptx: &str, arch: &str, what: &str) {
             "{what} {arch}: {line}\n{report}"
         );
     }
-}
-
-/// A zoo model differentiated with respect to every input, and its forward/backward split.
-fn backward_of(module: &Module) -> (Differentiated, Split) {
-    let names: Vec<String> = module.inputs().into_iter().map(|d| d.name).collect();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let d = differentiate(module, &refs).unwrap_or_else(|e| panic!("{}: {e}", module.name));
-    let s = split(&d).unwrap_or_else(|e| panic!("{}: {e}", module.name));
-    (d, s)
 }
 
 /// The optimised backward plan of `s` on `graph` under `options`.
@@ -141,7 +89,7 @@ fn every_zoo_backward_plan_compiles_with_nvrtc_for_sm80_and_sm90() {
     let dump = std::env::var_os("PIGEON_CUDA_BACKWARD_DIR").map(std::path::PathBuf::from);
     for (name, params) in zoo() {
         let module = compile_zoo(name, &params);
-        let (_, s) = backward_of(&module);
+        let (_, s) = common::differentiated(&module);
         let mut sources = std::collections::HashSet::new();
         for graph in adversarial_graphs() {
             for options in settings() {
@@ -222,12 +170,12 @@ fn backward_inputs(
 
 #[test]
 fn every_zoo_backward_plan_on_the_gpu_matches_the_cpu_back_end() {
-    let Some(backend) = gpu() else { return };
+    let Some(backend) = gpu(GemmMath::Simt) else { return };
     let cpu = CpuBackend::new(Precision::F32);
     let mut runs = 0;
     for (name, params) in zoo() {
         let module = compile_zoo(name, &params);
-        let (d, s) = backward_of(&module);
+        let (d, s) = common::differentiated(&module);
         for (gi, graph) in adversarial_graphs().into_iter().enumerate() {
             let (inputs, weights) = backward_inputs(&module, &d, &s, &graph, 11 + gi as u64);
             for options in settings() {
@@ -317,7 +265,7 @@ fn the_backward_fixture_on_the_gpu_matches_the_cpu_back_end() {
         assert!(estimate.items.iter().any(|(n, _)| n.starts_with("tiles of GEMM launch 0")));
         runs.push((graph, inputs, want));
     }
-    let Some(backend) = gpu() else { return };
+    let Some(backend) = gpu(GemmMath::Simt) else { return };
     for (graph, inputs, want) in runs {
         let got = backend.execute(&plan, &graph, &inputs, &weights).expect("CUDA");
         for ((gn, gt), (_, wt)) in got.outputs.iter().zip(&want.outputs) {

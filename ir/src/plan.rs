@@ -268,6 +268,27 @@ pub enum StmtOp {
     },
 }
 
+impl StmtOp {
+    /// The registers the statement reads, in operand order.
+    pub fn operands(&self) -> Vec<RegId> {
+        match self {
+            StmtOp::Load { .. } | StmtOp::Const(_) | StmtOp::GroupSize { .. } => Vec::new(),
+            StmtOp::Unary { x, .. }
+            | StmtOp::View { x, .. }
+            | StmtOp::MatVec { x, .. }
+            | StmtOp::Softmax { x }
+            | StmtOp::Aggregate { x, .. }
+            | StmtOp::SumTo { x }
+            | StmtOp::Transpose { x }
+            | StmtOp::Narrow { x, .. }
+            | StmtOp::Store { x, .. } => vec![*x],
+            StmtOp::Binary { a, b, .. } | StmtOp::Dot { a, b } => vec![*a, *b],
+            StmtOp::UnaryGrad { x, dy, .. } | StmtOp::MaxGrad { x, dy, .. } => vec![*x, *dy],
+            StmtOp::Concat { xs } => xs.clone(),
+        }
+    }
+}
+
 /// How a store or a GEMM writes its result.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum StoreMode {

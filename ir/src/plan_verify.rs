@@ -328,19 +328,26 @@ impl<'a> Verifier<'a> {
     }
 }
 
+/// The layouts that segmenting iteration rows `rows` by `segment` needs (gemms and weight
+/// gradients): `edges_by_relation` for edges by relation, `compact.e` for compact rows.
+fn segment_layouts(rows: RowSpace, segment: crate::Select) -> BTreeSet<Layout> {
+    let mut needed = BTreeSet::new();
+    if rows == RowSpace::Edges && segment == crate::Select::Relation {
+        needed.insert(Layout::EdgesByRelation);
+    }
+    if let RowSpace::Compact(e) = rows {
+        needed.insert(Layout::Compact(e));
+    }
+    needed
+}
+
 /// Buffers a kernel reads and writes (with where), and the layouts it needs.
 type Access = (Vec<(Location, BufferId)>, Vec<(Location, BufferId)>, BTreeSet<Layout>);
 
 impl<'a> Verifier<'a> {
     fn gemm(&mut self, k: KernelId, g: &'a Gemm) -> Access {
         let at = Location::Kernel(k);
-        let mut needed = BTreeSet::new();
-        if g.rows == RowSpace::Edges && g.segment == crate::Select::Relation {
-            needed.insert(Layout::EdgesByRelation);
-        }
-        if let RowSpace::Compact(e) = g.rows {
-            needed.insert(Layout::Compact(e));
-        }
+        let mut needed = segment_layouts(g.rows, g.segment);
         let mut reads = vec![(at.clone(), g.a), (at.clone(), g.b)];
         for e in &g.epilogue {
             if let Epilogue::Scale { buf, index } | Epilogue::Add { buf, index } = e {
@@ -422,13 +429,7 @@ impl<'a> Verifier<'a> {
     /// Invariant 15: a weight gradient's operands and output.
     fn weight_grad(&mut self, k: KernelId, g: &'a WeightGrad) -> Access {
         let at = Location::Kernel(k);
-        let mut needed = BTreeSet::new();
-        if g.rows == RowSpace::Edges && g.segment == crate::Select::Relation {
-            needed.insert(Layout::EdgesByRelation);
-        }
-        if let RowSpace::Compact(e) = g.rows {
-            needed.insert(Layout::Compact(e));
-        }
+        let mut needed = segment_layouts(g.rows, g.segment);
         let mut reads = vec![(at.clone(), g.b.0)];
         let mut indices = vec![g.b];
         if let Some(a) = g.a {

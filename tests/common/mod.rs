@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cuda;
+
 use pigeon::ir::Module;
 use pigeon::passes::{pipeline, Options};
 use pigeon::runtime::backend::Backend;
@@ -142,4 +144,17 @@ pub fn compare(module: &Module, g: &HeteroGraph, options: &Options, backend: &dy
         worst = worst.max(max_rel_err(&gt.data, &wt.data));
     }
     worst
+}
+
+/// `module` differentiated with respect to its weights and every input, and its
+/// forward/backward split.
+pub fn differentiated(
+    module: &Module,
+) -> (pigeon::passes::autodiff::Differentiated, pigeon::passes::autodiff::Split) {
+    use pigeon::passes::autodiff::{differentiate, split};
+    let names: Vec<String> = module.inputs().into_iter().map(|d| d.name).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let d = differentiate(module, &refs).unwrap_or_else(|e| panic!("{}: {e}", module.name));
+    let s = split(&d).unwrap_or_else(|e| panic!("{}: {e}", module.name));
+    (d, s)
 }

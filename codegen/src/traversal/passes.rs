@@ -42,22 +42,7 @@ pub(crate) struct Passes {
 
 /// The registers a statement reads.
 pub(crate) fn operands(op: &StmtOp) -> Vec<RegId> {
-    match op {
-        StmtOp::Load { .. } | StmtOp::Const(_) => Vec::new(),
-        StmtOp::Unary { x, .. }
-        | StmtOp::View { x, .. }
-        | StmtOp::MatVec { x, .. }
-        | StmtOp::Softmax { x }
-        | StmtOp::Aggregate { x, .. }
-        | StmtOp::SumTo { x }
-        | StmtOp::Transpose { x }
-        | StmtOp::Narrow { x, .. }
-        | StmtOp::Store { x, .. } => vec![*x],
-        StmtOp::GroupSize { .. } => Vec::new(),
-        StmtOp::Binary { a, b, .. } | StmtOp::Dot { a, b } => vec![*a, *b],
-        StmtOp::UnaryGrad { x, dy: y, .. } | StmtOp::MaxGrad { x, dy: y, .. } => vec![*x, *y],
-        StmtOp::Concat { xs } => xs.clone(),
-    }
+    op.operands()
 }
 
 /// The registers a statement's value reads on an edge: its operands, except that a

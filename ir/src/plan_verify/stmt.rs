@@ -74,22 +74,7 @@ impl<'a> Verifier<'a> {
         op: &StmtOp,
         defs: &[Def],
     ) -> Option<Vec<(Level, Shape)>> {
-        let regs: Vec<RegId> = match op {
-            StmtOp::Load { .. } | StmtOp::Const(_) => Vec::new(),
-            StmtOp::Unary { x, .. }
-            | StmtOp::View { x, .. }
-            | StmtOp::MatVec { x, .. }
-            | StmtOp::Softmax { x }
-            | StmtOp::Aggregate { x, .. }
-            | StmtOp::SumTo { x }
-            | StmtOp::Transpose { x }
-            | StmtOp::Narrow { x, .. }
-            | StmtOp::Store { x, .. } => vec![*x],
-            StmtOp::GroupSize { .. } => Vec::new(),
-            StmtOp::Binary { a, b, .. } | StmtOp::Dot { a, b } => vec![*a, *b],
-            StmtOp::UnaryGrad { x, dy: y, .. } | StmtOp::MaxGrad { x, dy: y, .. } => vec![*x, *y],
-            StmtOp::Concat { xs } => xs.clone(),
-        };
+        let regs = op.operands();
         let mut out = Some(Vec::new());
         for x in regs {
             let why = match defs.get(x.index()) {
