@@ -1,6 +1,6 @@
 //! Buffer storage of one execution: one allocation per input, weight, output and un-slotted
-//! temp, one per temp slot (sized for its largest buffer), taken from the back end's pool and
-//! zeroed; inputs and weights converted to the element type and checked against the plan's
+//! temp, one per temp slot (sized for its largest buffer), taken from the back end's pool
+//! (not cleared: every row is written before it is read); inputs and weights converted to the element type and checked against the plan's
 //! declarations.
 
 use super::access::KernelAccess;
