@@ -300,7 +300,7 @@ fn describe(trainer: &Trainer, graph: &HeteroGraph, module: &pigeon::ir::Module)
         labels.map_or(0, |l| l.test.len())
     );
     println!("backend: {} for forward and backward", trainer.gradients().engine_name());
-    for name in trainer.params.learned_inputs() {
+    for name in trainer.params.embeddings() {
         println!("input `{name}`: the graph has no such feature; learned as a node embedding");
     }
     let saved = trainer.gradients().saved(&stats);

@@ -36,7 +36,7 @@ pub fn train_link(
         "backend: {} for forward and backward; decoder DistMult",
         trainer.gradients().engine_name()
     );
-    for name in trainer.params.learned_inputs() {
+    for name in trainer.params.embeddings() {
         println!("input `{name}`: the graph has no such feature; learned as a node embedding");
     }
     let bar = indicatif::ProgressBar::new(args.epochs as u64);

@@ -191,7 +191,7 @@ fn split_forward_and_backward_give_the_same_gradients() {
         let s = split(&d).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(s.backward.insts.values().all(|i| !matches!(
             i.op,
-            pigeon::ir::Op::Input { ref name } if name.starts_with("saved:") && i.ty.domain.is_weight_like()
+            pigeon::ir::Op::Input { ref name, .. } if name.starts_with("saved:") && i.ty.domain.is_weight_like()
         )));
         let graph = adversarial_graphs().remove(0);
         let case = Case::new(module.clone(), graph, 5);

@@ -71,6 +71,10 @@ fn backward_elements(plan: &Plan) -> Vec<&'static str> {
                         StmtOp::Store { mode: pigeon::ir::plan::StoreMode::AddIntoSrc, .. } => {
                             "store add_into_src"
                         }
+                        StmtOp::Store {
+                            mode: pigeon::ir::plan::StoreMode::AddIntoCompact(_),
+                            ..
+                        } => "store add_into_compact",
                         _ => continue,
                     });
                 }
@@ -138,7 +142,8 @@ fn every_zoo_backward_plan_compiles_with_nvrtc_for_sm80_and_sm90() {
     let models = zoo().len();
     assert_eq!(generated, models * adversarial_graphs().len() * settings().len());
     assert!(compiled >= 2 * 2 * models, "{compiled} translation units for {models} models");
-    for must in ["weight_grad", "grad", "sum_to", "store add_into_src", "group_size", "max_grad"] {
+    let musts = ["weight_grad", "grad", "sum_to", "store add_into_src", "store add_into_compact"];
+    for must in musts.into_iter().chain(["group_size", "max_grad"]) {
         assert!(seen.contains(&must), "no zoo backward plan has `{must}`: {seen:?}");
     }
 }

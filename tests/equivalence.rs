@@ -29,7 +29,7 @@ fn every_model_every_setting_every_adversarial_graph_in_f64() {
             }
         }
     }
-    assert_eq!(runs, 11 * 4 * 8);
+    assert_eq!(runs, zoo().len() * adversarial_graphs().len() * settings().len());
 }
 
 #[test]

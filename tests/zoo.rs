@@ -255,6 +255,44 @@ fn rgcn2_is_two_rgcnconv_layers_with_relu() {
 }
 
 #[test]
+fn rgcn_entity_reads_one_table_row_per_source_and_relation() {
+    let run = Run::new("rgcn_entity.rgnn", &[("hidden", 3), ("classes", 2)]);
+    // The table's rows are the (relation, source) pairs among the edges, in sorted order.
+    let mut pairs: Vec<(usize, usize)> =
+        EDGES.iter().map(|e| (e.2 as usize, e.0 as usize)).collect();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(run.inputs["l1.W"].rows, pairs.len());
+    let row = |r: usize, j: usize| pairs.iter().position(|&p| p == (r, j)).expect("pair");
+    let h1: Vec<Vec<f64>> = (0..7)
+        .map(|i| {
+            let mut acc = add(run.input("l1.root", i), run.w("l1.bias", 0));
+            for r in 0..3 {
+                let js: Vec<usize> = in_edges(i).filter(|e| e.1 == r).map(|e| e.0).collect();
+                for &j in &js {
+                    acc = add(&acc, &scale(run.input("l1.W", row(r, j)), 1.0 / js.len() as f64));
+                }
+            }
+            acc.into_iter().map(|v| v.max(0.0)).collect()
+        })
+        .collect();
+    let expect: Vec<Vec<f64>> = (0..7)
+        .map(|i| {
+            let mut acc = add(&vecmat(&h1[i], run.w("l2.root", 0), 2), run.w("l2.bias", 0));
+            for r in 0..3 {
+                let js: Vec<usize> = in_edges(i).filter(|e| e.1 == r).map(|e| e.0).collect();
+                for &j in &js {
+                    let m = vecmat(&h1[j], run.w("l2.W", r), 2);
+                    acc = add(&acc, &scale(&m, 1.0 / js.len() as f64));
+                }
+            }
+            acc
+        })
+        .collect();
+    run.check(&expect);
+}
+
+#[test]
 fn rgat_matches_rgatconv_formula() {
     let (heads, c) = (2, 3);
     let f = heads * c;
@@ -495,7 +533,8 @@ fn rsage_matches_its_formula() {
 #[test]
 fn every_zoo_file_has_a_formula_test() {
     // A new model in examples/ must get a test above: this list must name every file.
-    let tested = ["hgt", "rgat", "rgat_heads", "rgcn", "rgcn2", "rgin", "rsage", "simplehgn"];
+    let tested =
+        ["hgt", "rgat", "rgat_heads", "rgcn", "rgcn2", "rgcn_entity", "rgin", "rsage", "simplehgn"];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut found: Vec<String> = std::fs::read_dir(&dir)
         .expect("examples/")

@@ -12,8 +12,8 @@ use pigeon_ir::plan::{Kernel, Plan, RowSpace, StoreMode};
 use pigeon_ir::{Arena, GraphStats};
 use pigeon_passes::Options as PassOptions;
 
-const MODELS: [&str; 8] =
-    ["rgcn", "rgcn2", "rgat", "rgat_heads", "hgt", "simplehgn", "rgin", "rsage"];
+const MODELS: [&str; 9] =
+    ["rgcn", "rgcn2", "rgcn_entity", "rgat", "rgat_heads", "hgt", "simplehgn", "rgin", "rsage"];
 /// The last line of `cuda/gemm.cuh`: what follows is generated.
 const GEMM_MARKER: &str = "#endif  // PIGEON_GEMM_CUH";
 const MATHS: [GemmMath; 3] = [GemmMath::Simt, GemmMath::Tf32, GemmMath::Bf16];

@@ -118,13 +118,16 @@ pub enum StmtKind {
         /// Per-row shape (empty: one scalar per row).
         shape: Vec<DimExpr>,
     },
-    /// `weight W[relation]: [a, b] = zeros;`
+    /// `weight W[relation]: [a, b] = zeros;`, or a learned table `weight E[relation]: node[d];`
     Weight {
         /// The weight's name.
         name: Ident,
         /// How it is sliced, with the span of the `[relation]` part (the name's span if shared).
         slicing: (WeightSlicing, Span),
-        /// The shape of one slice.
+        /// Whether it is declared `node[...]`: a table of one row per node (per (node,
+        /// relation) pair when sliced by relation), whose row shape `shape` is.
+        per_node: bool,
+        /// The shape of one slice (of one row for a table).
         shape: Vec<DimExpr>,
         /// The initialiser's name, if given.
         init: Option<Ident>,
@@ -309,6 +312,18 @@ pub enum ExprKind {
         /// The weight.
         weight: Ident,
         /// Which slice.
+        sel: SliceSel,
+        /// Span of the selector inside the brackets.
+        sel_span: Span,
+    },
+    /// `src.E[relation]`: the row of a per-relation table at an edge's endpoint, for the
+    /// edge's relation.
+    TableSlice {
+        /// Which endpoint.
+        end: End,
+        /// The table.
+        table: Ident,
+        /// Which slice (only `relation` is legal).
         sel: SliceSel,
         /// Span of the selector inside the brackets.
         sel_span: Span,

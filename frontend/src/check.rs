@@ -25,6 +25,9 @@ pub(crate) enum Sym {
     Value(Option<RowKind>),
     /// A declared weight.
     Weight(WeightSlicing),
+    /// A learned per-(node, relation) table (`weight E[relation]: node[d];`), read only as
+    /// `src.E[relation]` or `dst.E[relation]`. (An unsliced table is a node [`Sym::Value`].)
+    Table,
     /// A layer and its outputs (`None`: the layer statement was in error).
     Layer(Option<Vec<(String, Option<RowKind>)>>),
 }
@@ -125,12 +128,30 @@ impl<'a> FileChecker<'a> {
                     sig.inputs.push((name.name.clone(), *rows));
                     self.define(&mut scope, name, Sym::Value(Some(*rows)), "name");
                 }
-                StmtKind::Weight { name, slicing, shape, init } => {
+                StmtKind::Weight { name, slicing, per_node, shape, init } => {
                     self.check_dims(&scope, shape);
                     if let Some(init) = init {
                         self.check_init(init);
                     }
-                    self.define(&mut scope, name, Sym::Weight(slicing.0), "name");
+                    let sym = match (per_node, slicing.0) {
+                        (false, kind) => Sym::Weight(kind),
+                        (true, WeightSlicing::Shared) => Sym::Value(Some(RowKind::Node)),
+                        (true, WeightSlicing::Relation) => Sym::Table,
+                        (true, WeightSlicing::NodeType) => {
+                            let d = Diagnostic::error(
+                                "a node table cannot be sliced by node type",
+                                slicing.1,
+                            )
+                            .with_label("every node has one type")
+                            .with_note(format!(
+                                "`weight {}: node[...]` is already one row per node",
+                                name.name
+                            ));
+                            self.diags.push(d);
+                            Sym::Value(None)
+                        }
+                    };
+                    self.define(&mut scope, name, sym, "name");
                 }
                 StmtKind::Def { rows, name, value } => {
                     let dom = self.check_expr(&scope, value, *rows);
@@ -371,6 +392,10 @@ impl<'a> FileChecker<'a> {
                 self.diags.push(not_value("a weight"));
                 None
             }
+            (Sym::Table, None) => {
+                self.diags.push(table_bare(&v.name, v.span));
+                None
+            }
         }
     }
 
@@ -523,4 +548,12 @@ model inner() { input x: node[4]; node a = x; output a; }
 6:14 node value `l.a` used bare in an edge expression"#,
         );
     }
+}
+
+/// The error for a per-relation table used without `src.`/`dst.` and `[relation]`.
+pub(crate) fn table_bare(name: &Ident, span: Span) -> Diagnostic {
+    let n = &name.name;
+    Diagnostic::error(format!("`{n}` is a per-relation node table"), span).with_label(format!(
+        "read it at an edge's endpoint: `src.{n}[relation]` or `dst.{n}[relation]`"
+    ))
 }

@@ -2,7 +2,7 @@
 //! (node vs edge vs shared) of docs/language.md.
 
 use crate::ast::*;
-use crate::check::{Dom, FileChecker, Scope, Sym};
+use crate::check::{table_bare, Dom, FileChecker, Scope, Sym};
 use crate::diag::{suggest, Diagnostic};
 use crate::funcs::{Func, FUNCS};
 
@@ -37,6 +37,9 @@ impl<'a> FileChecker<'a> {
             ExprKind::Slice { weight, sel, sel_span } => {
                 let kind = self.weight_kind(scope, weight)?;
                 self.check_slice(weight, kind, *sel, *sel_span, e.span, ctx)
+            }
+            ExprKind::TableSlice { end, table, sel, sel_span } => {
+                self.check_table_slice(scope, e, *end, table, *sel, *sel_span, ctx)
             }
             ExprKind::Neg(x) => self.check_expr(scope, x, ctx),
             ExprKind::Binary(BinOp::MatMul, x, w) => {
@@ -73,6 +76,10 @@ impl<'a> FileChecker<'a> {
                 self.diags.push(unsliced(&v.name, kind, ctx, v.span));
                 return None;
             }
+            (Sym::Table, None) => {
+                self.diags.push(table_bare(&v.name, v.span));
+                return None;
+            }
             (Sym::Value(rows), None) => rows?,
         };
         let name = v.to_string();
@@ -99,10 +106,54 @@ impl<'a> FileChecker<'a> {
         }
     }
 
+    /// `src.E[relation]`: `E` a per-relation table, read in an edge expression.
+    #[allow(clippy::too_many_arguments)]
+    fn check_table_slice(
+        &mut self,
+        scope: &Scope<'a>,
+        e: &Expr,
+        end: End,
+        table: &Ident,
+        sel: SliceSel,
+        sel_span: Span,
+        ctx: RowKind,
+    ) -> Option<Dom> {
+        let t = &table.name;
+        let err = match self.lookup(scope, table)? {
+            Sym::Table if sel != SliceSel::Relation => {
+                Diagnostic::error(format!("`{t}` is a per-relation node table"), sel_span)
+                    .with_label(format!("slice it with `{end}.{t}[relation]`"))
+            }
+            Sym::Table if ctx == RowKind::Node => {
+                Diagnostic::error(format!("`{end}.{t}[relation]` in a node expression"), e.span)
+                    .with_label(format!(
+                        "`{end}` only exists in edge definitions and inside aggregations"
+                    ))
+            }
+            Sym::Table => return Some(Dom::Rows(RowKind::Edge)),
+            Sym::Weight(_) => Diagnostic::error(
+                format!("`{end}.{t}[...]` reads a node table, but `{t}` is a weight"),
+                e.span,
+            )
+            .with_label(format!("slice the weight itself: `{t}[{sel}]`")),
+            _ => Diagnostic::error(format!("`{t}` is not a per-relation node table"), table.span)
+                .with_label(format!(
+                    "only a table declared `weight {t}[relation]: node[...]` is read as \
+                     `{end}.{t}[relation]`"
+                )),
+        };
+        self.diags.push(err);
+        None
+    }
+
     /// How the weight `name` is sliced, or an error when it is not a weight.
     fn weight_kind(&mut self, scope: &Scope<'a>, name: &Ident) -> Option<WeightSlicing> {
         match self.lookup(scope, name)? {
             Sym::Weight(kind) => Some(kind),
+            Sym::Table => {
+                self.diags.push(table_bare(name, name.span));
+                None
+            }
             _ => {
                 let d = Diagnostic::error(format!("`{}` is not a weight", name.name), name.span)
                     .with_label(

@@ -33,14 +33,19 @@ fn stmt_to(out: &mut String, stmt: &Stmt) {
             let shape = if shape.is_empty() { String::new() } else { dims(shape) };
             line(out, 1, &format!("input {}: {rows}{shape}", name.name), stmt.span);
         }
-        StmtKind::Weight { name, slicing, shape, init } => {
+        StmtKind::Weight { name, slicing, per_node, shape, init } => {
             let sl = match slicing.0 {
                 WeightSlicing::Shared => "",
                 WeightSlicing::Relation => "[relation]",
                 WeightSlicing::NodeType => "[ntype]",
             };
             let init = init.as_ref().map_or(String::new(), |i| format!(" = {}", i.name));
-            line(out, 1, &format!("weight {}{sl}: {}{init}", name.name, dims(shape)), stmt.span);
+            let shape = match (per_node, shape.is_empty()) {
+                (false, _) => dims(shape),
+                (true, true) => "node".to_string(),
+                (true, false) => format!("node{}", dims(shape)),
+            };
+            line(out, 1, &format!("weight {}{sl}: {shape}{init}", name.name), stmt.span);
         }
         StmtKind::Def { rows, name, value } => {
             line(out, 1, &format!("{rows} {}", name.name), stmt.span);
@@ -74,6 +79,9 @@ fn expr_to(out: &mut String, depth: usize, e: &Expr) {
         ExprKind::Endpoint(end, r) => line(out, depth, &format!("{end}.{r}"), e.span),
         ExprKind::Slice { weight, sel, .. } => {
             line(out, depth, &format!("slice {}[{sel}]", weight.name), e.span)
+        }
+        ExprKind::TableSlice { end, table, sel, .. } => {
+            line(out, depth, &format!("{end}.{}[{sel}]", table.name), e.span)
         }
         ExprKind::Neg(x) => {
             line(out, depth, "neg", e.span);

@@ -10,7 +10,8 @@ use crate::ast::*;
 use crate::diag::Diagnostic;
 use crate::dims;
 use pigeon_ir::{
-    DType, Domain, Init, Inst, Module, Op, Shape, Type, ValueId, Weight, WeightId, WeightKind,
+    DType, Domain, Endpoint, Init, Inst, Module, Op, Shape, Type, ValueId, Weight, WeightId,
+    WeightKind,
 };
 use std::collections::HashMap;
 
@@ -39,6 +40,18 @@ pub(crate) enum Bind {
     },
     /// A layer's outputs (`None`: the layer failed).
     Layer(Option<Vec<(String, Option<ValueId>)>>),
+    /// A per-relation node table; its `Op::Input` (a compact value of the endpoint it is
+    /// read at) is created on first use.
+    Table {
+        /// The qualified name (`l1.E`).
+        name: String,
+        /// The row shape (`None`: it failed).
+        shape: Option<Shape>,
+        /// The initialiser.
+        init: Init,
+        /// The endpoint it was first read at and its instruction.
+        inst: Option<(Endpoint, ValueId)>,
+    },
 }
 
 /// The names of the model being lowered.
@@ -201,8 +214,13 @@ impl<'a> Lowerer<'a> {
                     let v = self.lower_input(&env, name, *rows, shape, given);
                     env.binds.insert(name.name.clone(), Bind::Value(v));
                 }
-                StmtKind::Weight { name, slicing, shape, init } => {
-                    let b = self.lower_weight(&env, name, slicing.0, shape, init.as_ref());
+                StmtKind::Weight { name, slicing, per_node, shape, init } => {
+                    let init = init_of(init.as_ref());
+                    let b = if *per_node {
+                        self.lower_table(&env, name, slicing.0, shape, init)
+                    } else {
+                        self.lower_weight(&env, name, slicing.0, shape, init)
+                    };
                     env.binds.insert(name.name.clone(), b);
                 }
                 StmtKind::Def { rows, name, value } => {
@@ -257,7 +275,8 @@ impl<'a> Lowerer<'a> {
         let ty = Type { domain: domain(rows), shape: shape?, dtype: DType::F32 };
         let Some(given) = given else {
             let full = format!("{}{}", env.prefix, name.name);
-            return Some(self.emit_typed(Op::Input { name: full.clone() }, ty, full));
+            let op = Op::Input { name: full.clone(), learned: None };
+            return Some(self.emit_typed(op, ty, full));
         };
         let Some((v, span)) = given else {
             self.report(Diagnostic::error("internal error: layer input missing", name.span));
@@ -286,23 +305,41 @@ impl<'a> Lowerer<'a> {
         name: &Ident,
         slicing: WeightSlicing,
         shape: &[DimExpr],
-        init: Option<&Ident>,
+        init: Init,
     ) -> Bind {
         let kind = match slicing {
             WeightSlicing::Shared => WeightKind::Shared,
             WeightSlicing::Relation => WeightKind::PerRelation,
             WeightSlicing::NodeType => WeightKind::PerNodeType,
         };
-        let init = match init.map(|i| i.name.as_str()) {
-            Some("zeros") => Init::Zeros,
-            Some("ones") => Init::Ones,
-            _ => Init::Glorot,
-        };
         let id = self.shape(shape, &env.params).map(|shape| {
             let full = format!("{}{}", env.prefix, name.name);
             self.module.weights.push(Weight { name: full, kind, shape, init })
         });
         Bind::Weight { id, kind, inst: None }
+    }
+
+    /// A learned node table: an unsliced one is a node input made now, a per-relation one
+    /// waits for its first read (which says its endpoint).
+    fn lower_table(
+        &mut self,
+        env: &Env<'a>,
+        name: &Ident,
+        slicing: WeightSlicing,
+        shape: &[DimExpr],
+        init: Init,
+    ) -> Bind {
+        let shape = self.shape(shape, &env.params);
+        let full = format!("{}{}", env.prefix, name.name);
+        match slicing {
+            WeightSlicing::Shared => Bind::Value(shape.map(|shape| {
+                let ty = Type { domain: Domain::Node, shape, dtype: DType::F32 };
+                self.emit_typed(Op::Input { name: full.clone(), learned: Some(init) }, ty, full)
+            })),
+            WeightSlicing::Relation => Bind::Table { name: full, shape, init, inst: None },
+            // Rejected by the checker.
+            WeightSlicing::NodeType => Bind::Value(None),
+        }
     }
 
     /// Inlines a layer: evaluates its parameters in the caller, binds its inputs, lowers the
@@ -446,7 +483,7 @@ rgcn [("in_dim", 4), ("out_dim", 3)]
 w0 W PerRelation [4, 3] glorot
 w1 root Shared [4, 3] glorot
 w2 bias Shared [3] zeros
-v0 = Input { name: "h" } : node [4] f32 h
+v0 = Input { name: "h", learned: None } : node [4] f32 h
 v1 = Gather { x: v0, index: Node(Src) } : edge [4] f32 -
 v2 = Weight(w0) : relation [4, 3] f32 W
 v3 = Linear { x: v1, w: v2, by: Relation } : edge [3] f32 m
@@ -477,7 +514,7 @@ w2 l1.bias Shared [6] zeros
 w3 l2.W PerRelation [6, 2] glorot
 w4 l2.root Shared [6, 2] glorot
 w5 l2.bias Shared [2] zeros
-v0 = Input { name: "x" } : node [4] f32 x
+v0 = Input { name: "x", learned: None } : node [4] f32 x
 v1 = Gather { x: v0, index: Node(Src) } : edge [4] f32 -
 v2 = Weight(w0) : relation [4, 6] f32 l1.W
 v3 = Linear { x: v1, w: v2, by: Relation } : edge [6] f32 l1.m
@@ -524,8 +561,8 @@ model gat(d = 4, heads = 2) {
 gat [("d", 4), ("heads", 2)]
 w0 K PerNodeType [4, 2, 2] glorot
 w1 a Shared [2, 2] ones
-v0 = Input { name: "h" } : node [4] f32 h
-v1 = Input { name: "w" } : edge [] f32 w
+v0 = Input { name: "h", learned: None } : node [4] f32 h
+v1 = Input { name: "w", learned: None } : edge [] f32 w
 v2 = Gather { x: v0, index: Node(Src) } : edge [4] f32 -
 v3 = View { x: v2, shape: Shape([2, 2]) } : edge [2, 2] f32 k
 v4 = Weight(w1) : shared [2, 2] f32 a
@@ -626,5 +663,14 @@ output one = v12
             &[("out_dim", 0), ("outdim", 1)],
             "error: model `rgcn` has no parameter `outdim`\n  --> t.rgnn:2:7\n   |\n 2 | model rgcn(in_dim = 4, out_dim = 2) {\n   |       ^^^^ given on the command line",
         );
+    }
+}
+
+/// The initialiser a declaration names (the checker rejected unknown names); Glorot by default.
+fn init_of(init: Option<&Ident>) -> Init {
+    match init.map(|i| i.name.as_str()) {
+        Some("zeros") => Init::Zeros,
+        Some("ones") => Init::Ones,
+        _ => Init::Glorot,
     }
 }

@@ -30,6 +30,14 @@ impl<'a> Lowerer<'a> {
                 let w = self.weight_value(env, weight)?;
                 self.emit(Op::Slice { w, by: select(*sel), domain: ctx }, e.span, "weight slice")
             }
+            ExprKind::TableSlice { end, table, .. } => {
+                let ep = match end {
+                    End::Src => Endpoint::Src,
+                    End::Dst => Endpoint::Dst,
+                };
+                let x = self.table_value(env, table, ep, e.span)?;
+                self.emit(Op::Gather { x, index: Index::EdgeToCompact(ep) }, e.span, "table read")
+            }
             ExprKind::Neg(x) => {
                 let x = self.lower_expr(env, x, ctx)?;
                 self.emit(Op::Unary { op: UnaryOp::Neg, x }, e.span, "negation")
@@ -124,6 +132,59 @@ impl<'a> Lowerer<'a> {
             self.module.insts.push(pigeon_ir::Inst { op: Op::Weight(id), ty, name: Some(full) });
         env.binds.insert(name.name.clone(), Bind::Weight { id: Some(id), kind, inst: Some(v) });
         Some(v)
+    }
+
+    /// The compact input holding per-relation table `name`, read at endpoint `ep`: made on
+    /// the first read; a table read at both endpoints is an error (its rows are keyed by one).
+    fn table_value(
+        &mut self,
+        env: &mut Env<'a>,
+        name: &Ident,
+        ep: Endpoint,
+        span: Span,
+    ) -> Option<ValueId> {
+        let Some(Bind::Table { name: full, shape, init, inst }) =
+            env.binds.get(&name.name).cloned()
+        else {
+            let d = Diagnostic::error(
+                format!("internal error: `{}` is not a table", name.name),
+                name.span,
+            );
+            self.report(d);
+            return None;
+        };
+        match inst {
+            Some((first, v)) if first == ep => Some(v),
+            Some((first, _)) => {
+                let d = Diagnostic::error(
+                    format!(
+                        "table `{}` is read at `{ep}` here and at `{first}` elsewhere",
+                        name.name
+                    ),
+                    span,
+                )
+                .with_label(format!("first read as `{first}.{}[relation]`", name.name))
+                .with_note(
+                    "a per-relation table has one row per (node, relation) pair of one endpoint; \
+                     declare a second table for the other endpoint",
+                );
+                self.report(d);
+                None
+            }
+            None => {
+                let ty = pigeon_ir::Type {
+                    domain: Domain::Compact(ep),
+                    shape: shape?,
+                    dtype: pigeon_ir::DType::F32,
+                };
+                let op = Op::Input { name: full.clone(), learned: Some(init) };
+                let v =
+                    self.module.insts.push(pigeon_ir::Inst { op, ty, name: Some(full.clone()) });
+                let bind = Bind::Table { name: full, shape: None, init, inst: Some((ep, v)) };
+                env.binds.insert(name.name.clone(), bind);
+                Some(v)
+            }
+        }
     }
 
     /// The right side of `@`: the weight's value and how rows select its slices.

@@ -46,20 +46,20 @@ impl ModuleBuilder {
         self
     }
 
-    /// A named `f32` input in `domain` (`node` or `edge`) with per-row `shape`.
+    /// A named `f32` data input in row `domain` (`node`, `edge`, compact) with per-row `shape`.
     pub fn input(
         &mut self,
         name: &str,
         domain: Domain,
         shape: &[usize],
     ) -> Result<ValueId, IrError> {
-        if !matches!(domain, Domain::Node | Domain::Edge) {
+        if domain.is_weight_like() {
             let value = ValueId::new(self.module.insts.len());
-            let message = format!("input {name:?} must be in domain node or edge, not {domain}");
+            let message = format!("input {name:?} must be in a row domain, not {domain}");
             return Err(IrError::Type { value, message });
         }
         let ty = Type { domain, shape: Shape(shape.to_vec()), dtype: DType::F32 };
-        Ok(self.push_typed(Op::Input { name: name.to_string() }, ty))
+        Ok(self.push_typed(Op::Input { name: name.to_string(), learned: None }, ty))
     }
 
     /// Declares a weight and returns the `f32` value holding it (in the kind's domain); a

@@ -316,10 +316,15 @@ pub enum AggGroup {
 /// The operators, by family. Operands are earlier values.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// A named model input (node or edge features), bound at run time.
+    /// A named model input, bound at run time: data (node or edge features), or a learned
+    /// table, one trainable row per node (`weight E: node[d]`) or per (node, relation) pair
+    /// of an endpoint (`weight E[relation]: node[d]`, a `compact` value).
     Input {
         /// The input's name in the model.
         name: String,
+        /// `Some(init)` for a learned table: a parameter that training updates, initialised
+        /// by `init` when not loaded. `None` for data.
+        learned: Option<Init>,
     },
     /// A declared weight, as a value in the weight's domain.
     Weight(WeightId),
@@ -612,8 +617,11 @@ impl Init {
 pub struct InputDecl {
     /// The name.
     pub name: String,
-    /// `node` or `edge` domain, per-row shape, dtype.
+    /// Its domain (`node`, `edge`, or `compact` for a per-(node, relation) table), per-row
+    /// shape, dtype.
     pub ty: Type,
+    /// `Some(init)` for a learned table (see [`Op::Input`]).
+    pub learned: Option<Init>,
 }
 
 /// One model, instantiated: the unit every pass and back end works on.
@@ -641,7 +649,9 @@ impl Module {
         self.insts
             .values()
             .filter_map(|inst| match &inst.op {
-                Op::Input { name } => Some(InputDecl { name: name.clone(), ty: inst.ty.clone() }),
+                Op::Input { name, learned } => {
+                    Some(InputDecl { name: name.clone(), ty: inst.ty.clone(), learned: *learned })
+                }
                 _ => None,
             })
             .collect()

@@ -415,8 +415,7 @@ impl ModuleParser {
         let kinds = [WeightKind::Shared, WeightKind::PerRelation, WeightKind::PerNodeType];
         let kind = kinds[cur.one_of(&["shared", "relation", "ntype"])?];
         let shape = cur.shape()?;
-        let init =
-            [Init::Glorot, Init::Zeros, Init::Ones][cur.one_of(&["glorot", "zeros", "ones"])?];
+        let init = init(cur)?;
         cur.end()?;
         self.module.weights.push(Weight { name, kind, shape, init });
         self.weight_lines.push(cur.line);
@@ -537,7 +536,16 @@ fn op(cur: &mut Cursor) -> Result<Op, IrError> {
 /// The rest of an operator introduced by the keyword `word` (one of [`OTHER`]).
 fn keyword_op(word: &str, cur: &mut Cursor) -> Result<Op, IrError> {
     Ok(match word {
-        "input" => Op::Input { name: cur.string("the input's name (a string)")? },
+        "input" => {
+            let name = cur.string("the input's name (a string)")?;
+            let learned = if cur.at_word("learned") {
+                cur.bump();
+                Some(init(cur)?)
+            } else {
+                None
+            };
+            Op::Input { name, learned }
+        }
         "weight" => Op::Weight(cur.id('w', "a weight (`w0`, `w1`, ...)")?),
         "const" => Op::Const(cur.float()?),
         "gather" => {
@@ -633,6 +641,11 @@ fn derivative_op(word: &str, cur: &mut Cursor) -> Result<Op, IrError> {
 }
 
 /// An optional `per_relation`.
+/// An initialiser's name.
+fn init(cur: &mut Cursor) -> Result<Init, IrError> {
+    Ok([Init::Glorot, Init::Zeros, Init::Ones][cur.one_of(&["glorot", "zeros", "ones"])?])
+}
+
 fn group(cur: &mut Cursor) -> AggGroup {
     if cur.at_word("per_relation") {
         cur.bump();

@@ -299,13 +299,26 @@ pub enum StoreMode {
     /// Add into the source node's row (atomically where rows race): the transpose of a
     /// gather by source, for input gradients.
     AddIntoSrc,
+    /// Add into the edge's compact row of this endpoint (atomically where rows race): the
+    /// transpose of a gather by compact row, for the gradients of per-relation tables.
+    AddIntoCompact(Endpoint),
 }
 
 impl StoreMode {
     /// Whether the mode adds into rows that several iteration rows share (the buffer starts
     /// at zero and is written by exactly one kernel).
     pub fn accumulates(self) -> bool {
-        matches!(self, StoreMode::AddIntoDst | StoreMode::AddIntoSrc)
+        !matches!(self, StoreMode::Write)
+    }
+
+    /// The rows an edge-level add of this mode writes (`None` for `write`, which writes the
+    /// iteration's own rows).
+    pub fn target_rows(self) -> Option<RowSpace> {
+        match self {
+            StoreMode::Write => None,
+            StoreMode::AddIntoDst | StoreMode::AddIntoSrc => Some(RowSpace::Nodes),
+            StoreMode::AddIntoCompact(ep) => Some(RowSpace::Compact(ep)),
+        }
     }
 }
 

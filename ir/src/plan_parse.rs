@@ -511,8 +511,16 @@ fn layout(cur: &mut Cursor) -> Result<Layout, IrError> {
 }
 
 fn store_mode(cur: &mut Cursor) -> Result<StoreMode, IrError> {
-    const MODES: [StoreMode; 3] = [StoreMode::Write, StoreMode::AddIntoDst, StoreMode::AddIntoSrc];
-    Ok(MODES[cur.one_of(&["write", "add_into_dst", "add_into_src"])?])
+    const MODES: [StoreMode; 5] = [
+        StoreMode::Write,
+        StoreMode::AddIntoDst,
+        StoreMode::AddIntoSrc,
+        StoreMode::AddIntoCompact(Endpoint::Src),
+        StoreMode::AddIntoCompact(Endpoint::Dst),
+    ];
+    let names =
+        ["write", "add_into_dst", "add_into_src", "add_into_compact.src", "add_into_compact.dst"];
+    Ok(MODES[cur.one_of(&names)?])
 }
 
 fn schedule(cur: &mut Cursor) -> Result<Schedule, IrError> {

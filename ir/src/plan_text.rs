@@ -310,12 +310,14 @@ pub(crate) fn form(f: &LinearForm) -> String {
     }
 }
 
-/// `write` or `add_into_dst`.
+/// `write`, `add_into_dst`, `add_into_src`, `add_into_compact.src`, `add_into_compact.dst`.
 pub(crate) fn store_mode(m: StoreMode) -> &'static str {
     match m {
         StoreMode::Write => "write",
         StoreMode::AddIntoDst => "add_into_dst",
         StoreMode::AddIntoSrc => "add_into_src",
+        StoreMode::AddIntoCompact(crate::Endpoint::Src) => "add_into_compact.src",
+        StoreMode::AddIntoCompact(crate::Endpoint::Dst) => "add_into_compact.dst",
     }
 }
 

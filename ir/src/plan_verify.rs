@@ -13,8 +13,8 @@
 //! 2. Every buffer named by a kernel or an output exists.
 //! 3. Buffers: a `weight wN` buffer names a declared weight and has its slice shape and its row
 //!    space (`one` for shared, `relations` per relation, `ntypes` per node type); an input
-//!    buffer has `nodes` or `edges` rows and input names are unique; no buffer shape has an
-//!    extent of 0.
+//!    buffer has `nodes`, `edges` or compact rows and input names are unique; no buffer shape
+//!    has an extent of 0.
 //! 4. Kernels write only temp and output buffers, and read only input and weight buffers and
 //!    buffers written by an *earlier* kernel (a kernel that adds into a buffer does not read
 //!    it: a buffer first written by `add_into_dst` starts at zero).
@@ -24,8 +24,9 @@
 //!    [`crate::infer::check_select`]); `a`'s rows are reached by `gather` (the
 //!    row-index rule of 11); `shape::linear(a.shape, b.shape)` exists and gives `form` and the
 //!    shape of `c`.
-//! 7. Gemm output: with `write`, `c` has the iteration rows; with `add_into_dst`, the rows are
-//!    edges and `c` has `nodes` rows. Epilogue: a `scale` buffer has one element per row, an
+//! 7. Gemm output: with `write`, `c` has the iteration rows; with `add_into_dst` or
+//!    `add_into_src`, the rows are edges and `c` has `nodes` rows; a gemm never adds into
+//!    compact rows. Epilogue: a `scale` buffer has one element per row, an
 //!    `add` buffer broadcasts to `c`'s shape, and both are reached by their index (rule of 11).
 //! 8. Traversal registers: every operand refers to an earlier statement that is not a store.
 //! 9. Every statement's shape is its operation's typing rule: `load` the buffer's shape,
@@ -42,7 +43,8 @@
 //!     is nodes; by `compact.src`/`compact.dst` when `I` is edges and `B` the compact rows of
 //!     that endpoint; by a selection as `check_select` allows. `matvec` selections likewise.
 //! 12. Stores: `write` stores into a buffer with the iteration rows; `add_into_dst` and
-//!     `add_into_src` only over edges, into a buffer of `nodes` rows.
+//!     `add_into_src` only over edges, into a buffer of `nodes` rows; `add_into_compact.e` only
+//!     over edges, into a buffer of `compact.e` rows.
 //! 13. Layouts: each is listed once, and every needed one is listed: `in_csr` by node-parallel
 //!     traversals; `edges_by_relation` by gemms over edges segmented by relation; `compact.e`
 //!     by compact iteration rows or buffers of endpoint `e` and by `compact.e` row indexes.
@@ -194,9 +196,9 @@ impl<'a> Verifier<'a> {
                     }
                 },
                 BufferKind::Input(name) => {
-                    if !matches!(b.rows, RowSpace::Nodes | RowSpace::Edges) {
+                    if !matches!(b.rows, RowSpace::Nodes | RowSpace::Edges | RowSpace::Compact(_)) {
                         let msg = format!(
-                            "input {name:?} has {} rows, not nodes or edges",
+                            "input {name:?} has {} rows, not nodes, edges or compact rows",
                             row_space(b.rows)
                         );
                         self.push(at(), 3, msg);
@@ -409,6 +411,10 @@ impl<'a> Verifier<'a> {
                     row_space(c.rows),
                     row_space(g.rows)
                 );
+                self.push(at.clone(), 7, msg);
+            }
+            StoreMode::AddIntoCompact(_) => {
+                let msg = "a gemm does not add into compact rows (a traversal does)".to_string();
                 self.push(at.clone(), 7, msg);
             }
             StoreMode::AddIntoDst | StoreMode::AddIntoSrc

@@ -171,7 +171,10 @@ pub(crate) fn weight_decl(w: &Weight) -> String {
 /// The operator part of an instruction line (between `=` and `:`).
 pub fn op(op: &Op) -> String {
     match op {
-        Op::Input { name } => format!("input {}", quote(name)),
+        Op::Input { name, learned: None } => format!("input {}", quote(name)),
+        Op::Input { name, learned: Some(init) } => {
+            format!("input {} learned {}", quote(name), init.name())
+        }
         Op::Weight(w) => format!("weight {w}"),
         Op::Const(c) => format!("const {c:?}"),
         Op::Gather { x, index } => format!("gather {x} by {index}"),

@@ -12,7 +12,8 @@
 //!    topological order (no self-reference, no forward reference, no dangling id).
 //! 5. `Op::Weight(w)` names a declared weight, and the instruction's domain and shape are the
 //!    weight's (`w.kind.domain()`, `w.shape`); its dtype is free.
-//! 6. `Op::Input`'s domain is `node` or `edge`, and input names are unique.
+//! 6. `Op::Input`'s domain is a row domain (`node`, `edge`, `compact.src`, `compact.dst`), a
+//!    learned input's is `node` or compact, and input names are unique.
 //! 7. `Op::Concat` has at least one operand.
 //! 8. Every other instruction's type equals [`infer_type`] of its operator. This covers, among
 //!    others: gather indices read the right domain; `Slice` and `Linear` selectors are legal for
@@ -172,10 +173,16 @@ fn check_insts(m: &Module, errs: &mut Errors) {
                     }
                 }
             },
-            Op::Input { name } => {
-                if !matches!(inst.ty.domain, Domain::Node | Domain::Edge) {
-                    let msg =
-                        format!("input {name:?} is in domain {}, not node or edge", inst.ty.domain);
+            Op::Input { name, learned } => {
+                let domain = inst.ty.domain;
+                if domain.is_weight_like() {
+                    let msg = format!("input {name:?} is in domain {domain}, not a row domain");
+                    errs.push(at(), 6, msg);
+                } else if learned.is_some() && domain == Domain::Edge {
+                    let msg = format!(
+                        "learned input {name:?} is in domain edge (tables are per node or per \
+                         (node, relation) pair)"
+                    );
                     errs.push(at(), 6, msg);
                 }
                 if !inputs.insert(name.as_str()) {

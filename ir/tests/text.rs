@@ -249,7 +249,7 @@ fn escapes_and_comments_inside_strings() {
     )
     .unwrap();
     let inst = m.insts.values().next().unwrap();
-    assert_eq!(inst.op, Op::Input { name: "a//bé\t\0".into() });
+    assert_eq!(inst.op, Op::Input { name: "a//bé\t\0".into(), learned: None });
     assert_eq!(inst.name.as_deref(), Some("// x"));
 }
 

@@ -38,7 +38,7 @@ fn module(weights: &[(&str, WeightKind, &[usize])], insts: Vec<(Op, Domain, &[us
 }
 
 fn input(name: &str) -> Op {
-    Op::Input { name: name.into() }
+    Op::Input { name: name.into(), learned: None }
 }
 
 /// Verifies `m` and checks the violations it reports, each as `location: message (invariant n)`.

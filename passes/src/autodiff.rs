@@ -78,7 +78,8 @@ pub fn differentiate(forward: &Module, inputs: &[&str]) -> Result<Differentiated
     let mut seeds = Vec::new();
     for (name, v) in forward.outputs.clone() {
         let seed = format!("{GRAD}{name}");
-        let s = e.append(Op::Input { name: seed.clone() }, Some(forward.ty(v).clone()))?;
+        let s =
+            e.append(Op::Input { name: seed.clone(), learned: None }, Some(forward.ty(v).clone()))?;
         seeds.push((name, seed));
         if needs[v.index()] {
             e.accumulate(&mut adj, v, s)?;
@@ -113,7 +114,7 @@ pub fn differentiate(forward: &Module, inputs: &[&str]) -> Result<Differentiated
         let v = forward
             .insts
             .iter()
-            .find(|(_, i)| matches!(&i.op, Op::Input { name: n } if n == name))
+            .find(|(_, i)| matches!(&i.op, Op::Input { name: n, .. } if n == name))
             .map(|(v, _)| v)
             .ok_or_else(|| PassError::Unsupported(format!("no input `{name}`")))?;
         let grad = match adj.get(&v) {
@@ -143,7 +144,7 @@ fn needs_grad(m: &Module, inputs: &[&str]) -> Vec<bool> {
     for (v, inst) in m.insts.iter() {
         needs[v.index()] = match &inst.op {
             Op::Weight(_) => true,
-            Op::Input { name } => inputs.contains(&name.as_str()),
+            Op::Input { name, .. } => inputs.contains(&name.as_str()),
             op => op.operands().iter().any(|x| needs.get(x.index()).copied().unwrap_or(false)),
         };
     }
@@ -360,7 +361,7 @@ fn copy(
         let name = format!("{SAVED}{v}");
         saved.push(Saved { name: name.clone(), value: v, ty: inst.ty.clone() });
         bwd.insts.push(Inst {
-            op: Op::Input { name },
+            op: Op::Input { name, learned: None },
             ty: inst.ty.clone(),
             name: inst.name.clone(),
         })

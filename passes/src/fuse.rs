@@ -78,7 +78,7 @@
 //! `v2` is gathered inside g0's loads; g1 adds `v6` (written by g0) and the bias in its epilogue.
 
 use pigeon_ir::inter::{AggGroup, AggOp, BinaryOp, Domain, Index, Module, Op, Select, ValueId};
-use pigeon_ir::plan::{RowIndex, RowSpace, Schedule};
+use pigeon_ir::plan::{RowIndex, RowSpace, Schedule, StoreMode};
 use pigeon_ir::{Endpoint, EntityId};
 use std::fmt;
 
@@ -236,10 +236,21 @@ pub fn memory_operand(op: &Op, p: ValueId) -> bool {
     }
 }
 
-/// Whether `op` scatters an edge value into source nodes (the transpose of `src.x`): an
-/// edge-level add into memory, whose node value exists only after its kernel.
+/// How `op` adds edge rows into memory if it is a scatter a kernel can run: `add_into_src` for
+/// the transpose of `src.x`, `add_into_compact.e` for that of a compact-row read. Its value
+/// (node or compact rows) exists only after its kernel.
+pub fn scatter_store(op: &Op) -> Option<StoreMode> {
+    match *op {
+        Op::Scatter { index: Index::Node(Endpoint::Src), .. } => Some(StoreMode::AddIntoSrc),
+        Op::Scatter { index: Index::EdgeToCompact(ep), .. } => Some(StoreMode::AddIntoCompact(ep)),
+        _ => None,
+    }
+}
+
+/// Whether `op` scatters an edge value into source nodes (the only scatter a GEMM epilogue
+/// takes).
 pub fn is_src_scatter(op: &Op) -> bool {
-    matches!(op, Op::Scatter { index: Index::Node(Endpoint::Src), .. })
+    scatter_store(op) == Some(StoreMode::AddIntoSrc)
 }
 
 /// Partitions `module`'s instructions into kernel groups; with `options_fuse` off, one group

@@ -133,7 +133,7 @@ fn needed_buffers(cx: &Cx) -> Result<Vec<bool>, PassError> {
             }
         }
         for &m in &group.members {
-            if crate::fuse::is_src_scatter(&module.insts[m].op) {
+            if crate::fuse::scatter_store(&module.insts[m].op).is_some() {
                 needed[m.index()] = true; // stored as it is computed
             }
             let op = &module.insts[m].op;
@@ -165,7 +165,7 @@ fn create_buffers(cx: &mut Cx, plan: &mut Plan, needed: &[bool]) {
         }
         let name = inst.name.clone().unwrap_or_else(|| v.to_string());
         let (kind, name) = match &inst.op {
-            Op::Input { name } => (BufferKind::Input(name.clone()), name.clone()),
+            Op::Input { name, .. } => (BufferKind::Input(name.clone()), name.clone()),
             Op::Weight(w) => (BufferKind::Weight(*w), module.weights[*w].name.clone()),
             _ => match module.outputs.iter().find(|(_, o)| *o == v) {
                 Some((out, _)) => (BufferKind::Output(out.clone()), out.clone()),

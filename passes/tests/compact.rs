@@ -307,7 +307,7 @@ fn rgcn_compacts_the_source_linear_but_not_the_rel_norm_product() {
     assert!(ops.contains(&c.result), "msg reads the compacted value back");
     assert!(ops
         .iter()
-        .any(|&x| matches!(&out.insts[x].op, Op::Input { name } if name == "rel_norm")));
+        .any(|&x| matches!(&out.insts[x].op, Op::Input { name, .. } if name == "rel_norm")));
     // 12 instructions - the edge gather - the edge linear + 2 compact + 1 read-back.
     assert_eq!((m.insts.len(), out.insts.len()), (12, 13));
     assert_legal(&out);

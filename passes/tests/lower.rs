@@ -20,7 +20,7 @@ use pigeon_runtime::interp::CompactTable;
 use pigeon_runtime::HeteroGraph;
 
 const MODELS: &[&str] =
-    &["hgt", "rgat", "rgat_heads", "rgcn", "rgcn2", "rgin", "rsage", "simplehgn"];
+    &["hgt", "rgat", "rgat_heads", "rgcn", "rgcn2", "rgcn_entity", "rgin", "rsage", "simplehgn"];
 
 /// A zoo model, with `heads` set where the model has that parameter.
 fn model(name: &str, heads: i64) -> Module {

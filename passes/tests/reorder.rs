@@ -182,7 +182,9 @@ fn check_equivalent(m: &Module, what: &str) -> usize {
 #[test]
 fn zoo_models_compute_the_same_after_reordering() {
     let mut changed = 0;
-    for name in ["rgcn", "rgcn2", "rgin", "rsage", "hgt", "rgat", "rgat_heads", "simplehgn"] {
+    for name in
+        ["rgcn", "rgcn2", "rgcn_entity", "rgin", "rsage", "hgt", "rgat", "rgat_heads", "simplehgn"]
+    {
         let src = source(name);
         let has_heads = src.text.contains("heads =");
         let settings: &[i64] = if has_heads { &[1, 2, 4] } else { &[0] };

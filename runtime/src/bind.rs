@@ -7,13 +7,19 @@
 //! - an edge input named like an edge feature of the graph (`edge_weight`) gets that feature;
 //! - anything else gets deterministic standard-normal values from
 //!   `Rng::for_stream(seed, "input:" + name)`, row after row.
+//!
+//! A learned table (`weight E: node[d]`, `weight E[relation]: node[d]`) gets its initialiser's
+//! values, one row per node or per (node, relation) pair of its endpoint (the compact table's
+//! rows, sorted by (relation, node)). A table stands for a one-hot input times a weight, so its
+//! Glorot bound is that weight's, `sqrt(6 / (nodes + row width))` (PyG's for `RGCNConv` on
+//! featureless nodes), drawn from `Rng::for_stream(seed, name)` as weights are.
 
 use crate::error::{Result, RuntimeError};
 use crate::graph::HeteroGraph;
-use crate::interp::validate_graph;
+use crate::interp::{validate_graph, CompactTable};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use pigeon_ir::{Domain, InputDecl, Module, Shape};
+use pigeon_ir::{Domain, Init, InputDecl, Module, Shape};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -34,6 +40,13 @@ pub enum BindingSource {
     RelNorm,
     /// `1 / |E(dst)|`, computed from the graph.
     DegNorm,
+    /// A learned table, initialised.
+    Learned {
+        /// The initialiser.
+        init: Init,
+        /// The run's seed.
+        seed: u64,
+    },
     /// Standard-normal values from the seed.
     Random {
         /// The per-row shape.
@@ -64,6 +77,9 @@ impl fmt::Display for BindingNote {
             BindingSource::DegNorm => f.write_str("graph-derived 1/|E(dst)|"),
             BindingSource::Random { shape, seed } => {
                 write!(f, "random normal {shape}, seed {seed}")
+            }
+            BindingSource::Learned { init, seed } => {
+                write!(f, "learned table, {} initialisation, seed {seed}", init.name())
             }
         }
     }
@@ -96,12 +112,26 @@ fn bind_one(decl: &InputDecl, graph: &HeteroGraph, seed: u64) -> Result<(Tensor,
     let rows = match decl.ty.domain {
         Domain::Node => graph.num_nodes(),
         Domain::Edge => graph.num_edges(),
-        d => return Err(err(format!("inputs are node or edge values, this one is declared {d}"))),
+        Domain::Compact(ep) => CompactTable::build(graph, ep).len(),
+        d => return Err(err(format!("inputs are row values, this one is declared {d}"))),
     };
     crate::memory::check(
         || format!("input `{name}` ({rows} {} rows of {shape} f64)", decl.ty.domain),
         crate::memory::f64_bytes(rows, shape.numel()),
     )?;
+    if let Some(init) = decl.learned {
+        let n = rows * shape.numel();
+        let data = match init {
+            Init::Zeros => vec![0.0; n],
+            Init::Ones => vec![1.0; n],
+            Init::Glorot => {
+                let limit = (6.0 / (graph.num_nodes() + shape.numel()).max(1) as f64).sqrt();
+                let mut rng = Rng::for_stream(seed, name);
+                (0..n).map(|_| rng.uniform(-limit, limit)).collect()
+            }
+        };
+        return Ok((Tensor { rows, shape, data }, BindingSource::Learned { init, seed }));
+    }
     if decl.ty.domain == Domain::Node {
         if let Some(feat) = graph.feature(name) {
             let t = graph_table(name, feat.dim, &feat.data, rows, &shape, "node feature")?;

@@ -293,7 +293,7 @@ fn eval<'a, 'v>(
     weights: &'a WeightStore,
 ) -> Result<Cow<'a, Tensor>> {
     match &inst.op {
-        Op::Input { name } => input(ctx, name, &inst.ty, inputs).map(Cow::Borrowed),
+        Op::Input { name, .. } => input(ctx, name, &inst.ty, inputs).map(Cow::Borrowed),
         Op::Weight(w) => weight(ctx, module, *w, &inst.ty, weights).map(Cow::Borrowed),
         op => compute(ctx, op, inst.ty.domain, val).map(Cow::Owned),
     }

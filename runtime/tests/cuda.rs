@@ -267,7 +267,9 @@ fn nvrtc_errors_carry_the_log_and_numbered_source() {
 fn zoo_plans(g: &HeteroGraph) -> Vec<(String, pigeon_ir::Module, Plan)> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
     let mut out = Vec::new();
-    for model in ["rgcn", "rgcn2", "rgat", "rgat_heads", "hgt", "simplehgn", "rgin", "rsage"] {
+    let zoo =
+        ["rgcn", "rgcn2", "rgcn_entity", "rgat", "rgat_heads", "hgt", "simplehgn", "rgin", "rsage"];
+    for model in zoo {
         let path = format!("{root}/{model}.rgnn");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let src = pigeon_frontend::SourceFile { name: path.clone(), text };

@@ -210,21 +210,27 @@ impl TrainOptions {
     }
 }
 
-/// What training updates: the weights, the inputs learned as embeddings, and parameters the
-/// host-side loss owns (DistMult's relation vectors), with the optimiser's state.
+/// What training updates: the weights, the learned tables and the inputs learned as
+/// embeddings, and parameters the host-side loss owns (DistMult's relation vectors), with the
+/// optimiser's state.
 pub struct Params {
     /// The current weights.
     pub weights: WeightStore,
     inputs: Vec<(String, Tensor)>,
+    /// The inputs training updates (the model's learned tables and data inputs learned as
+    /// embeddings), in declaration order.
     learned: Vec<String>,
+    /// Which of `learned` are tables.
+    tables: Vec<String>,
     /// Host-side parameters, by name.
     pub extra: Vec<(String, Tensor)>,
     opt: OptState,
 }
 
 impl Params {
-    /// Binds the inputs of `module` on `graph` (learning those the graph has no data for when
-    /// `opts.learn_inputs`), takes or initialises the weights, and sizes the optimiser.
+    /// Binds the inputs of `module` on `graph` (learning its tables, and those the graph has
+    /// no data for when `opts.learn_inputs`), takes or initialises the weights, and sizes the
+    /// optimiser.
     pub fn new(
         module: &Module,
         graph: &HeteroGraph,
@@ -233,11 +239,15 @@ impl Params {
         extra: Vec<(String, Tensor)>,
     ) -> Result<Self, Error> {
         let (inputs, notes) = bind_inputs(module, graph, opts.seed)?;
-        let learned: Vec<String> = notes
-            .iter()
-            .filter(|n| opts.learn_inputs && matches!(n.source, BindingSource::Random { .. }))
-            .map(|n| n.name.clone())
-            .collect();
+        let of = |pick: &dyn Fn(&BindingSource) -> bool| {
+            notes.iter().filter(|n| pick(&n.source)).map(|n| n.name.clone()).collect::<Vec<_>>()
+        };
+        let tables = of(&|s| matches!(s, BindingSource::Learned { .. }));
+        let learned = of(&|s| match s {
+            BindingSource::Learned { .. } => true,
+            BindingSource::Random { .. } => opts.learn_inputs,
+            _ => false,
+        });
         let weights = match weights {
             Some(w) => w,
             None => {
@@ -250,12 +260,17 @@ impl Params {
         }
         sizes.extend(extra.iter().map(|(_, t)| t.data.len()));
         let opt = OptState::new(opts.optimizer, opts.lr, opts.weight_decay, &sizes);
-        Ok(Params { weights, inputs, learned, extra, opt })
+        Ok(Params { weights, inputs, learned, tables, extra, opt })
     }
 
-    /// The inputs learned as embeddings.
+    /// The inputs training updates: the learned tables and the inputs learned as embeddings.
     pub fn learned_inputs(&self) -> &[String] {
         &self.learned
+    }
+
+    /// The data inputs learned as embeddings (the learned inputs that are not tables).
+    pub fn embeddings(&self) -> impl Iterator<Item = &String> {
+        self.learned.iter().filter(|n| !self.tables.contains(n))
     }
 
     /// The current values of the inputs (learned ones as trained so far).
@@ -263,10 +278,11 @@ impl Params {
         &self.inputs
     }
 
-    /// Multiplies the initial values of the learned inputs by `factor`.
+    /// Multiplies the initial values of the inputs learned as embeddings (not the tables,
+    /// which have their declared initialisation) by `factor`.
     pub fn scale_learned(&mut self, factor: f64) {
         for (name, t) in self.inputs.iter_mut() {
-            if self.learned.contains(name) {
+            if self.learned.contains(name) && !self.tables.contains(name) {
                 t.data.iter_mut().for_each(|x| *x *= factor);
             }
         }

@@ -20,6 +20,7 @@ pub fn zoo() -> Vec<(&'static str, Vec<(String, i64)>)> {
     vec![
         ("rgcn", p(&[("in_dim", 6), ("out_dim", 5)])),
         ("rgcn2", p(&[("in_dim", 6), ("hidden", 4), ("classes", 3)])),
+        ("rgcn_entity", p(&[("hidden", 4), ("classes", 3)])),
         ("rgat", p(&[("in_dim", 6), ("out_dim", 8), ("heads", 1)])),
         ("rgat", p(&[("in_dim", 6), ("out_dim", 8), ("heads", 2)])),
         ("hgt", p(&[("in_dim", 8), ("out_dim", 8), ("heads", 1)])),

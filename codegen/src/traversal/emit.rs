@@ -13,7 +13,6 @@ use crate::error::{internal, Result};
 use crate::index::{float_literal, row_expr};
 use crate::ops::{unary_expr, unary_grad_expr};
 use crate::params::Params;
-use crate::spec::GraphArray;
 use crate::writer::Writer;
 use pigeon_ir::plan::{BufferId, Level, Plan, RegId, RowIndex, RowSpace, Stmt, StmtOp, Traversal};
 use pigeon_ir::{Endpoint, EntityId, Select};
@@ -259,12 +258,7 @@ fn store(
     let row = match kind {
         StoreKind::Write => ctx.row(level).to_string(),
         StoreKind::WriteNode | StoreKind::AddNode => "v".to_string(),
-        StoreKind::AddAtomicDst => {
-            format!("{}[{}]", ctx.params.array(GraphArray::Dst), ctx.edge_row)
-        }
-        StoreKind::AddAtomicSrc => {
-            format!("{}[{}]", ctx.params.array(GraphArray::Src), ctx.edge_row)
-        }
+        StoreKind::AddAtomic(array) => format!("{}[{}]", ctx.params.array(array), ctx.edge_row),
     };
     let name = ctx.params.buffer(buf);
     let value = ctx.elem(x)?;
@@ -273,9 +267,7 @@ fn store(
     let op = match kind {
         StoreKind::Write | StoreKind::WriteNode => format!("{target} = {value};"),
         StoreKind::AddNode => format!("{target} += {value};"),
-        StoreKind::AddAtomicDst | StoreKind::AddAtomicSrc => {
-            format!("atomicAdd(&{target}, {value});")
-        }
+        StoreKind::AddAtomic(_) => format!("atomicAdd(&{target}, {value});"),
     };
     w.line(format!("float* p{i} = {name} + (size_t)({row}) * {width};"));
     if replicated {

@@ -9,6 +9,7 @@
 use crate::error::{internal, unsupported, CodegenError, Result};
 use crate::index::row_expr;
 use crate::params::Params;
+use crate::spec::GraphArray;
 use pigeon_ir::plan::{
     Level, Plan, RegId, RowIndex, RowSpace, Schedule, Stmt, StmtOp, StoreMode, Traversal,
 };
@@ -43,10 +44,9 @@ pub(crate) enum StoreKind {
     WriteNode,
     /// Add into the group's node row (the group owns it).
     AddNode,
-    /// Atomically add into the row's destination node.
-    AddAtomicDst,
-    /// Atomically add into the edge's source node (in every schedule: sources race).
-    AddAtomicSrc,
+    /// Atomically add into the row this graph array gives the edge: its destination node,
+    /// its source node (in every schedule: sources race) or its compact row.
+    AddAtomic(GraphArray),
 }
 
 /// The row space edge-level statements iterate over.
@@ -271,13 +271,18 @@ pub(crate) fn store_kind(
             Some(if sched == Schedule::NodeParallel {
                 StoreKind::AddNode
             } else {
-                StoreKind::AddAtomicDst
+                StoreKind::AddAtomic(GraphArray::Dst)
             })
         }
         (StoreMode::AddIntoSrc, Level::Edge)
             if rows == RowSpace::Nodes && space == RowSpace::Edges =>
         {
-            Some(StoreKind::AddAtomicSrc)
+            Some(StoreKind::AddAtomic(GraphArray::Src))
+        }
+        (StoreMode::AddIntoCompact(ep), Level::Edge)
+            if rows == RowSpace::Compact(ep) && space == RowSpace::Edges =>
+        {
+            Some(StoreKind::AddAtomic(GraphArray::CompactEdgeRow(ep)))
         }
         _ => None,
     };

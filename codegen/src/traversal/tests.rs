@@ -9,7 +9,7 @@ use pigeon_ir::plan::{Kernel, Plan};
 use pigeon_ir::GraphStats;
 
 const MODELS: &[&str] =
-    &["rgcn", "rgcn2", "rgat", "rgat_heads", "hgt", "simplehgn", "rgin", "rsage"];
+    &["rgcn", "rgcn2", "rgcn_entity", "rgat", "rgat_heads", "hgt", "simplehgn", "rgin", "rsage"];
 
 fn stats() -> GraphStats {
     GraphStats {

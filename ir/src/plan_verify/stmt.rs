@@ -287,17 +287,21 @@ impl<'a> Verifier<'a> {
                 row_space(iter),
                 row_space(b.rows)
             ),
-            StoreMode::AddIntoDst | StoreMode::AddIntoSrc
-                if level != Level::Edge || iter != RowSpace::Edges || b.rows != RowSpace::Nodes =>
-            {
-                format!(
-                    "store {id}: {} adds edge rows into nodes rows, not {} rows into {} rows",
-                    crate::plan_text::store_mode(mode),
-                    row_space(iter),
-                    row_space(b.rows)
-                )
-            }
-            _ => return,
+            StoreMode::Write => return,
+            _ => match mode.target_rows() {
+                Some(target)
+                    if level != Level::Edge || iter != RowSpace::Edges || b.rows != target =>
+                {
+                    format!(
+                        "store {id}: {} adds edge rows into {} rows, not {} rows into {} rows",
+                        crate::plan_text::store_mode(mode),
+                        row_space(target),
+                        row_space(iter),
+                        row_space(b.rows)
+                    )
+                }
+                _ => return,
+            },
         };
         self.push(at.clone(), 12, msg);
     }

@@ -130,7 +130,7 @@ impl State<'_> {
             for p in op.operands() {
                 let direct = self.materialised[p.index()] && !super::memory_operand(op, p);
                 if direct && self.group_of[p.index()] == Some(g) {
-                    if super::is_src_scatter(&self.module.insts[p].op) {
+                    if super::scatter_store(&self.module.insts[p].op).is_some() {
                         return None; // complete only after the kernel
                     }
                     continue; // a register

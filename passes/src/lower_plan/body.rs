@@ -132,24 +132,19 @@ impl Body<'_, '_> {
                 let dy = self.load(buf, index, Level::Edge, module.ty(*dy).shape.clone());
                 StmtOp::MaxGrad { group: *group, x, dy }
             }
-            op @ Op::Scatter { x, .. } if crate::fuse::is_src_scatter(op) => {
+            op @ Op::Scatter { x, .. } => {
+                let mode = crate::fuse::scatter_store(op).ok_or_else(|| no_template(m, op))?;
                 let x = self.operand(*x, Level::Edge)?;
                 let buf =
                     self.cx.buf_of.get(&m).copied().ok_or_else(|| internal(format!("{m}")))?;
-                let store = StmtOp::Store { buf, x, mode: StoreMode::AddIntoSrc };
+                let store = StmtOp::Store { buf, x, mode };
                 self.push(Level::Edge, store, Shape::scalar());
                 return Ok(());
             }
             Op::Input { .. } | Op::Weight(_) => {
                 return Err(internal(format!("{m}: inputs and weights are not computed")))
             }
-            op => {
-                return Err(PassError::Unsupported(format!(
-                    "{m}: `{}` has no kernel template (scatters go into source nodes only; \
-                     weight gradients are their own kernels)",
-                    pigeon_ir::text::op(op)
-                )))
-            }
+            op => return Err(no_template(m, op)),
         };
         let r = self.push(level, op, shape);
         self.regs.insert(m, r);
@@ -200,15 +195,13 @@ pub(super) fn lower_traversal(
         consts: HashMap::new(),
     };
     let module = cx.module;
-    // A scatter into sources is a node value computed by edge-level adds.
-    let is_node = |m: ValueId| {
-        module.ty(m).domain == Domain::Node && !crate::fuse::is_src_scatter(&module.insts[m].op)
-    };
+    // A scatter is a node (or compact) value computed by edge-level adds.
+    let scatter = |m: ValueId| crate::fuse::scatter_store(&module.insts[m].op).is_some();
+    let is_node = |m: ValueId| module.ty(m).domain == Domain::Node && !scatter(m);
     let node_parallel = schedule == Schedule::NodeParallel;
     for &m in members {
         if !(node_parallel && is_node(m)) {
-            let edge_work = module.ty(m).domain == Domain::Edge
-                || crate::fuse::is_src_scatter(&module.insts[m].op);
+            let edge_work = module.ty(m).domain == Domain::Edge || scatter(m);
             if node_parallel && !edge_work {
                 return Err(internal(format!("g{g}: {m} is neither an edge nor a node value")));
             }
@@ -238,4 +231,13 @@ pub(super) fn copy_rows(src: BufferId, dst: BufferId, desc: &Buffer) -> Traversa
         },
     ];
     Traversal { schedule: Schedule::Rows(desc.rows), body }
+}
+
+/// The error for an instruction no traversal statement computes.
+fn no_template(m: ValueId, op: &Op) -> PassError {
+    PassError::Unsupported(format!(
+        "{m}: `{}` has no kernel template (scatters go into source nodes or compact rows only; \
+         weight gradients are their own kernels)",
+        pigeon_ir::text::op(op)
+    ))
 }

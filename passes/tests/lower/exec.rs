@@ -278,7 +278,7 @@ fn gemm(ex: &mut Exec, g: &Gemm) {
                 let d = ex.g.dst[i] as usize;
                 ex.row_mut(g.c, d).iter_mut().zip(&y).for_each(|(o, v)| *o += v);
             }
-            StoreMode::AddIntoSrc => panic!("{BACKWARD}"),
+            StoreMode::AddIntoSrc | StoreMode::AddIntoCompact(_) => panic!("{BACKWARD}"),
         }
     }
 }
@@ -327,7 +327,7 @@ fn eval(
                     let d = ex.g.dst[i] as usize;
                     ex.row_mut(*buf, d).iter_mut().zip(&v).for_each(|(o, a)| *o += a);
                 }
-                StoreMode::AddIntoSrc => panic!("{BACKWARD}"),
+                StoreMode::AddIntoSrc | StoreMode::AddIntoCompact(_) => panic!("{BACKWARD}"),
             }
             Vec::new()
         }

@@ -22,17 +22,16 @@ pub(super) struct Reg {
 
 /// How a store writes.
 #[derive(Copy, Clone, Debug)]
-pub(super) enum StoreKind {
+pub(super) enum StoreKind<'a> {
     /// Overwrite the current row (edge level).
     Write,
     /// Overwrite the group's node row (node level).
     WriteNode,
     /// Add into the group's node row (the task owns it).
     AddNode,
-    /// Atomically add into the current edge's destination row.
-    AddAtomicDst,
-    /// Atomically add into the current edge's source row.
-    AddAtomicSrc,
+    /// Atomically add into row `at[edge]` of the buffer: the edge's destination, source or
+    /// compact row.
+    AddAtomic(&'a [u32]),
 }
 
 /// A compiled statement (register operands by index).
@@ -77,7 +76,7 @@ pub(super) enum SOp<'a, T> {
     Store {
         view: Raw<T>,
         x: usize,
-        kind: StoreKind,
+        kind: StoreKind<'a>,
     },
     UnaryGrad {
         op: UnaryOp,
@@ -108,8 +107,6 @@ pub(super) struct Body<'a, T> {
     pub ops: Vec<SOp<'a, T>>,
     pub edge_width: usize,
     pub node_width: usize,
-    pub dst: &'a [u32],
-    pub src: &'a [u32],
     pub rel: &'a [u32],
 }
 
@@ -254,8 +251,7 @@ impl<'a, T: Float> Body<'a, T> {
                         StoreKind::AddNode => {
                             view.row_mut(i).iter_mut().zip(v).for_each(|(o, &x)| *o += x)
                         }
-                        StoreKind::AddAtomicDst => view.add_atomic(self.dst[row] as usize, v),
-                        StoreKind::AddAtomicSrc => view.add_atomic(self.src[row] as usize, v),
+                        StoreKind::AddAtomic(at) => view.add_atomic(at[row] as usize, v),
                     }
                 }
             }

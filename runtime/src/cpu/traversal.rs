@@ -238,10 +238,9 @@ pub(super) fn compile<'a, T: super::float::Float>(
                 if b.shape.numel() != x.shape.numel() {
                     return Err(here(format!("stores {} into rows of {}", x.shape, b.shape)));
                 }
-                let kind =
-                    store_kind(*mode, stmt.level, grouped, space, b.rows).ok_or_else(|| {
-                        here(format!("cannot {mode:?} a {space:?} row into a {:?} buffer", b.rows))
-                    })?;
+                let kind = store_kind(env, *mode, stmt.level, grouped, space, b.rows)?.ok_or_else(
+                    || here(format!("cannot {mode:?} a {space:?} row into a {:?} buffer", b.rows)),
+                )?;
                 (SOp::Store { view: views.get(*buf), x: x.id, kind }, Shape::scalar())
             }
         };
@@ -259,15 +258,7 @@ pub(super) fn compile<'a, T: super::float::Float>(
         ops.push(op);
     }
     let graph = env.graph;
-    Ok(Body {
-        regs,
-        ops,
-        edge_width,
-        node_width,
-        dst: &graph.dst,
-        src: &graph.src,
-        rel: &graph.rel,
-    })
+    Ok(Body { regs, ops, edge_width, node_width, rel: &graph.rel })
 }
 
 /// The shape of a transposed row and, per output element, the element it reads.
@@ -295,27 +286,34 @@ fn narrow(x: &Shape, start: usize, len: usize) -> Option<(Shape, Vec<usize>)> {
 }
 
 /// How a store writes, given where it runs; `None` when the buffer does not fit.
-fn store_kind(
+fn store_kind<'a>(
+    env: &Env<'a>,
     mode: StoreMode,
     level: Level,
     node_parallel: bool,
     space: RowSpace,
     rows: RowSpace,
-) -> Option<StoreKind> {
-    match (mode, level) {
+) -> Result<Option<StoreKind<'a>>> {
+    let graph = env.graph;
+    Ok(match (mode, level) {
         (StoreMode::Write, Level::Edge) if rows == space => Some(StoreKind::Write),
         (StoreMode::Write, Level::Node) if rows == RowSpace::Nodes => Some(StoreKind::WriteNode),
         (StoreMode::AddIntoDst, Level::Node) if rows == RowSpace::Nodes => Some(StoreKind::AddNode),
         (StoreMode::AddIntoDst, Level::Edge)
             if rows == RowSpace::Nodes && space == RowSpace::Edges =>
         {
-            Some(if node_parallel { StoreKind::AddNode } else { StoreKind::AddAtomicDst })
+            Some(if node_parallel { StoreKind::AddNode } else { StoreKind::AddAtomic(&graph.dst) })
         }
         (StoreMode::AddIntoSrc, Level::Edge)
             if rows == RowSpace::Nodes && space == RowSpace::Edges =>
         {
-            Some(StoreKind::AddAtomicSrc)
+            Some(StoreKind::AddAtomic(&graph.src))
+        }
+        (StoreMode::AddIntoCompact(ep), Level::Edge)
+            if rows == RowSpace::Compact(ep) && space == RowSpace::Edges =>
+        {
+            Some(StoreKind::AddAtomic(&env.compact(ep)?.edge_row))
         }
         _ => None,
-    }
+    })
 }
