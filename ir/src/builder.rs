@@ -62,6 +62,20 @@ impl ModuleBuilder {
         Ok(self.push_typed(Op::Input { name: name.to_string(), learned: None }, ty))
     }
 
+    /// A learned table `name` in row `domain` (`node` or compact) with per-row `shape`,
+    /// initialised by `init`.
+    pub fn table(
+        &mut self,
+        name: &str,
+        domain: Domain,
+        shape: &[usize],
+        init: Init,
+    ) -> Result<ValueId, IrError> {
+        let v = self.input(name, domain, shape)?;
+        self.module.insts[v].op = Op::Input { name: name.to_string(), learned: Some(init) };
+        Ok(v)
+    }
+
     /// Declares a weight and returns the `f32` value holding it (in the kind's domain); a
     /// duplicate name or a 0 extent is an error.
     pub fn weight(

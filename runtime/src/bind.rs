@@ -42,6 +42,8 @@ pub enum BindingSource {
     DegNorm,
     /// A learned table, initialised.
     Learned {
+        /// Its rows (nodes, or the endpoint's (node, relation) pairs).
+        rows: usize,
         /// The initialiser.
         init: Init,
         /// The run's seed.
@@ -78,8 +80,12 @@ impl fmt::Display for BindingNote {
             BindingSource::Random { shape, seed } => {
                 write!(f, "random normal {shape}, seed {seed}")
             }
-            BindingSource::Learned { init, seed } => {
-                write!(f, "learned table, {} initialisation, seed {seed}", init.name())
+            BindingSource::Learned { rows, init, seed } => {
+                write!(
+                    f,
+                    "learned table of {rows} rows, {} initialisation, seed {seed}",
+                    init.name()
+                )
             }
         }
     }
@@ -130,7 +136,7 @@ fn bind_one(decl: &InputDecl, graph: &HeteroGraph, seed: u64) -> Result<(Tensor,
                 (0..n).map(|_| rng.uniform(-limit, limit)).collect()
             }
         };
-        return Ok((Tensor { rows, shape, data }, BindingSource::Learned { init, seed }));
+        return Ok((Tensor { rows, shape, data }, BindingSource::Learned { rows, init, seed }));
     }
     if decl.ty.domain == Domain::Node {
         if let Some(feat) = graph.feature(name) {
@@ -306,6 +312,30 @@ mod tests {
         let first: Vec<f64> = (0..8).map(|_| rng.normal()).collect();
         assert_eq!(once.0[0].1.data, first);
         assert_eq!(once.1[0].to_string(), "z: random normal [2], seed 7");
+    }
+
+    #[test]
+    fn learned_tables_have_a_row_per_node_or_per_node_and_relation() {
+        let mut b = ModuleBuilder::new("m");
+        let ok =
+            |r: std::result::Result<_, pigeon_ir::IrError>| r.unwrap_or_else(|e| panic!("{e}"));
+        let t = ok(b.table("T", Domain::Compact(pigeon_ir::Endpoint::Src), &[2], Init::Glorot));
+        let n = ok(b.table("N", Domain::Node, &[2], Init::Ones));
+        b.output("t", t);
+        b.output("n", n);
+        let module = b.finish().unwrap_or_else(|e| panic!("{e}"));
+        let (values, notes) = bind_inputs(&module, &graph(), 7).unwrap_or_else(|e| panic!("{e}"));
+        // (relation, source) pairs: (0, 0) twice, (0, 2), (1, 3), (1, 1) twice: 4 rows.
+        assert_eq!(values[0].1.rows, 4);
+        // Glorot over (4 nodes, 2 wide): bound sqrt(6 / 6) = 1, from the weights' stream.
+        let mut rng = Rng::for_stream(7, "T");
+        let want: Vec<f64> = (0..8).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        assert_eq!(values[0].1.data, want);
+        assert_eq!(values[1].1.data, vec![1.0; 8]);
+        assert_eq!(
+            notes[0].to_string(),
+            "T: learned table of 4 rows, glorot initialisation, seed 7"
+        );
     }
 
     #[test]
