@@ -7,20 +7,32 @@ mod common;
 
 use common::{adversarial_graphs, compile_zoo};
 use pigeon::runtime::cpu::Precision;
-use pigeon::runtime::graph::Labels;
+use pigeon::runtime::graph::{HeteroGraph, Labels};
 use pigeon::runtime::optim::Optimizer;
 use pigeon::train::{TrainOptions, Trainer};
 
-/// Losses and accuracies of `steps` training steps of zoo model `name` with `params`.
-fn run(
-    name: &str,
-    params: &[(String, i64)],
-    graph: &pigeon::runtime::graph::HeteroGraph,
-    plans: bool,
-    steps: usize,
-) -> Vec<[f64; 3]> {
-    let module = compile_zoo(name, params);
-    let opts = TrainOptions {
+/// A classifier with a learned node table and dropout on it (not in the zoo: no PyG layer).
+const DROPOUT_MODEL: &str = "
+model m(hidden = 4, classes = 3) {
+    weight E: node[hidden];
+    weight W[relation]: [hidden, classes];
+    weight root: [hidden, classes];
+    node x = dropout(relu(E), 0.5);
+    node out = mean_per_relation(src.x @ W[relation]) + x @ root;
+    output out;
+}";
+
+fn compile(name: &str, params: &[(String, i64)]) -> pigeon::ir::Module {
+    if name != "dropout" {
+        return compile_zoo(name, params);
+    }
+    let src =
+        pigeon::frontend::SourceFile { name: "dropout.rgnn".into(), text: DROPOUT_MODEL.into() };
+    pigeon::compile(&src, None, params).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn options(plans: bool) -> TrainOptions {
+    TrainOptions {
         lr: 0.05,
         weight_decay: 5e-4,
         optimizer: Optimizer::Adam,
@@ -28,7 +40,19 @@ fn run(
         output: None,
         learn_inputs: true,
         plans: plans.then(|| (pigeon::passes::Options::default(), Precision::F64)),
-    };
+    }
+}
+
+/// Losses and accuracies of `steps` training steps of model `name` with `params`.
+fn run(
+    name: &str,
+    params: &[(String, i64)],
+    graph: &pigeon::runtime::graph::HeteroGraph,
+    plans: bool,
+    steps: usize,
+) -> Vec<[f64; 3]> {
+    let module = compile(name, params);
+    let opts = options(plans);
     let mut trainer = Trainer::new(module, graph, &opts, None).expect("trainer");
     (0..steps)
         .map(|_| {
@@ -38,9 +62,8 @@ fn run(
         .collect()
 }
 
-#[test]
-fn training_on_cpu_plans_follows_the_reference_step_by_step() {
-    let mut graph = adversarial_graphs().remove(0);
+/// `graph` with three classes assigned round-robin, half of the nodes for training.
+fn labelled(mut graph: HeteroGraph) -> HeteroGraph {
     let n = graph.num_nodes() as u32;
     graph.labels = Some(Labels {
         class_names: vec!["a".into(), "b".into(), "c".into()],
@@ -50,18 +73,28 @@ fn training_on_cpu_plans_follows_the_reference_step_by_step() {
         valid: Vec::new(),
         test: (0..n).filter(|v| v % 2 == 1).collect(),
     });
+    graph
+}
+
+#[test]
+fn training_on_cpu_plans_follows_the_reference_step_by_step() {
+    let graph = labelled(adversarial_graphs().remove(0));
     let p = |kv: &[(&str, i64)]| kv.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>();
     // rgcn2 learns its input as an embedding; rgcn_entity learns per-(node, relation) tables.
     for (name, params) in [
         ("rgcn2", p(&[("in_dim", 6), ("hidden", 4), ("classes", 3)])),
         ("rgcn_entity", p(&[("hidden", 4), ("classes", 3)])),
+        ("dropout", p(&[("hidden", 4), ("classes", 3)])),
     ] {
         let want = run(name, &params, &graph, false, 12);
         let got = run(name, &params, &graph, true, 12);
-        assert!(
-            want[11][0] < 0.8 * want[0][0],
-            "{name}: the reference run does not learn: {want:?}"
-        );
+        // Dropout makes the loss of 12 steps on 8 nodes noisy: judge it by training accuracy.
+        let learns = if name == "dropout" {
+            want[11][1] > want[0][1] + 0.3
+        } else {
+            want[11][0] < 0.8 * want[0][0]
+        };
+        assert!(learns, "{name}: the reference run does not learn: {want:?}");
         for (step, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!(
                 (g[0] - w[0]).abs() <= 1e-9 * w[0].abs().max(1.0),
@@ -70,4 +103,34 @@ fn training_on_cpu_plans_follows_the_reference_step_by_step() {
             assert_eq!(g[1..], w[1..], "{name} step {step}: accuracies");
         }
     }
+}
+
+#[test]
+fn dropout_masks_are_fresh_each_step_and_ones_outside_training() {
+    let graph = labelled(
+        pigeon::runtime::load_graph("synthetic:nodes=300,edges=1500,relations=3,ntypes=1,seed=2")
+            .expect("synthetic"),
+    );
+    let module = compile("dropout", &[]);
+    let mut trainer = Trainer::new(module, &graph, &options(true), None).expect("trainer");
+    let mask = |t: &Trainer| -> Vec<f64> {
+        let inputs = t.params.inputs();
+        inputs.iter().find(|(n, _)| n == "dropout:0").expect("mask").1.data.clone()
+    };
+    // Bound for inference: the identity.
+    assert!(mask(&trainer).iter().all(|&x| x == 1.0));
+    trainer.params.set_dropout(true);
+    let first = mask(&trainer);
+    assert_eq!(first.len(), 300 * 4);
+    assert!(first.iter().all(|&x| x == 0.0 || x == 2.0), "p = 0.5 keeps elements times 2");
+    let dropped = first.iter().filter(|&&x| x == 0.0).count() as f64 / first.len() as f64;
+    // 1,200 draws of p = 0.5: the standard deviation of the fraction is 0.0144.
+    assert!((0.45..=0.55).contains(&dropped), "dropped fraction {dropped}");
+    trainer.params.set_dropout(true);
+    assert_ne!(mask(&trainer), first, "each step draws a new mask");
+    trainer.params.set_dropout(false);
+    assert!(mask(&trainer).iter().all(|&x| x == 1.0));
+    // A training step leaves the masks at ones, so evaluation sees no dropout.
+    trainer.step().expect("step");
+    assert!(mask(&trainer).iter().all(|&x| x == 1.0));
 }

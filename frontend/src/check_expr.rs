@@ -343,6 +343,17 @@ impl<'a> FileChecker<'a> {
                     self.diags.push(d.with_label("expected a value"));
                     ok = false;
                 }
+                (Arg::Value(x), Func::Dropout, 1) => {
+                    if !number(x).is_some_and(|p| (0.0..1.0).contains(&p)) {
+                        let d = Diagnostic::error(
+                            "the probability of `dropout` must be a number in [0, 1)",
+                            x.span,
+                        )
+                        .with_label("expected a number such as `0.5`");
+                        self.diags.push(d);
+                        ok = false;
+                    }
+                }
                 (Arg::Value(x), Func::LeakyRelu | Func::Elu, 1) => {
                     if !is_number(x) {
                         let what = if f == Func::Elu { "alpha" } else { "slope" };
@@ -418,9 +429,15 @@ fn unsliced(name: &Ident, kind: WeightSlicing, ctx: RowKind, span: Span) -> Diag
 
 /// Whether `e` is a number literal, possibly negated.
 pub(crate) fn is_number(e: &Expr) -> bool {
+    number(e).is_some()
+}
+
+/// The value of a number literal, possibly negated.
+pub(crate) fn number(e: &Expr) -> Option<f64> {
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) => true,
-        ExprKind::Neg(x) => is_number(x),
-        _ => false,
+        ExprKind::Int(v) => Some(*v as f64),
+        ExprKind::Float(v) => Some(*v),
+        ExprKind::Neg(x) => number(x).map(|v| -v),
+        _ => None,
     }
 }

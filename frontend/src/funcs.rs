@@ -12,6 +12,8 @@ pub enum Func {
     LeakyRelu,
     /// `elu(x, alpha = 1.0)`
     Elu,
+    /// `dropout(x, p)`: `x` times a fresh mask every training step, the identity otherwise.
+    Dropout,
     /// `maximum(a, b)`
     Maximum,
     /// `dot(a, b)`
@@ -37,6 +39,7 @@ pub const FUNCS: &[(&str, Func)] = &[
     ("sqrt", Func::Unary(UnaryOp::Sqrt)),
     ("leaky_relu", Func::LeakyRelu),
     ("elu", Func::Elu),
+    ("dropout", Func::Dropout),
     ("maximum", Func::Maximum),
     ("dot", Func::Dot),
     ("view", Func::View),
@@ -58,7 +61,7 @@ impl Func {
         match self {
             Func::Unary(_) | Func::Softmax | Func::Aggregate(..) => (1, Some(1)),
             Func::LeakyRelu | Func::Elu => (1, Some(2)),
-            Func::Maximum | Func::Dot | Func::View => (2, Some(2)),
+            Func::Maximum | Func::Dot | Func::View | Func::Dropout => (2, Some(2)),
             Func::Concat => (2, None),
         }
     }
@@ -67,6 +70,7 @@ impl Func {
         match self {
             Func::LeakyRelu => "leaky_relu(x) or leaky_relu(x, slope)".into(),
             Func::Elu => "elu(x) or elu(x, alpha)".into(),
+            Func::Dropout => "dropout(x, p)".into(),
             Func::Maximum | Func::Dot => format!("{name}(a, b)"),
             Func::View => "view(x, [dims])".into(),
             Func::Concat => "concat(a, b, ...)".into(),

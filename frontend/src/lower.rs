@@ -9,6 +9,7 @@
 use crate::ast::*;
 use crate::diag::Diagnostic;
 use crate::dims;
+use pigeon_ir::InputKind;
 use pigeon_ir::{
     DType, Domain, Endpoint, Init, Inst, Module, Op, Shape, Type, ValueId, Weight, WeightId,
     WeightKind,
@@ -75,6 +76,8 @@ pub(crate) struct Lowerer<'a> {
     notes: Vec<String>,
     /// Layer instances inlined so far (see [`MAX_LAYERS`]).
     layers: usize,
+    /// Dropout masks made so far (they are named `dropout:0`, `dropout:1`, ...).
+    pub(crate) dropouts: usize,
 }
 
 /// Lowers `file.models[idx]` with parameter overrides `params`.
@@ -92,6 +95,7 @@ pub(crate) fn lower(
         diags: Vec::new(),
         notes: Vec::new(),
         layers: 0,
+        dropouts: 0,
     };
     let mut values = Vec::new();
     for (i, (name, _)) in params.iter().enumerate() {
@@ -184,7 +188,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Appends an instruction of a known type (inputs and weights).
-    fn emit_typed(&mut self, op: Op, ty: Type, name: String) -> ValueId {
+    pub(crate) fn emit_typed(&mut self, op: Op, ty: Type, name: String) -> ValueId {
         self.module.insts.push(Inst { op, ty, name: Some(name) })
     }
 
@@ -275,7 +279,7 @@ impl<'a> Lowerer<'a> {
         let ty = Type { domain: domain(rows), shape: shape?, dtype: DType::F32 };
         let Some(given) = given else {
             let full = format!("{}{}", env.prefix, name.name);
-            let op = Op::Input { name: full.clone(), learned: None };
+            let op = Op::Input { name: full.clone(), kind: InputKind::Data };
             return Some(self.emit_typed(op, ty, full));
         };
         let Some((v, span)) = given else {
@@ -334,7 +338,11 @@ impl<'a> Lowerer<'a> {
         match slicing {
             WeightSlicing::Shared => Bind::Value(shape.map(|shape| {
                 let ty = Type { domain: Domain::Node, shape, dtype: DType::F32 };
-                self.emit_typed(Op::Input { name: full.clone(), learned: Some(init) }, ty, full)
+                self.emit_typed(
+                    Op::Input { name: full.clone(), kind: InputKind::Table(init) },
+                    ty,
+                    full,
+                )
             })),
             WeightSlicing::Relation => Bind::Table { name: full, shape, init, inst: None },
             // Rejected by the checker.
@@ -483,7 +491,7 @@ rgcn [("in_dim", 4), ("out_dim", 3)]
 w0 W PerRelation [4, 3] glorot
 w1 root Shared [4, 3] glorot
 w2 bias Shared [3] zeros
-v0 = Input { name: "h", learned: None } : node [4] f32 h
+v0 = Input { name: "h", kind: InputKind::Data } : node [4] f32 h
 v1 = Gather { x: v0, index: Node(Src) } : edge [4] f32 -
 v2 = Weight(w0) : relation [4, 3] f32 W
 v3 = Linear { x: v1, w: v2, by: Relation } : edge [3] f32 m
@@ -514,7 +522,7 @@ w2 l1.bias Shared [6] zeros
 w3 l2.W PerRelation [6, 2] glorot
 w4 l2.root Shared [6, 2] glorot
 w5 l2.bias Shared [2] zeros
-v0 = Input { name: "x", learned: None } : node [4] f32 x
+v0 = Input { name: "x", kind: InputKind::Data } : node [4] f32 x
 v1 = Gather { x: v0, index: Node(Src) } : edge [4] f32 -
 v2 = Weight(w0) : relation [4, 6] f32 l1.W
 v3 = Linear { x: v1, w: v2, by: Relation } : edge [6] f32 l1.m
@@ -561,8 +569,8 @@ model gat(d = 4, heads = 2) {
 gat [("d", 4), ("heads", 2)]
 w0 K PerNodeType [4, 2, 2] glorot
 w1 a Shared [2, 2] ones
-v0 = Input { name: "h", learned: None } : node [4] f32 h
-v1 = Input { name: "w", learned: None } : edge [] f32 w
+v0 = Input { name: "h", kind: InputKind::Data } : node [4] f32 h
+v1 = Input { name: "w", kind: InputKind::Data } : edge [] f32 w
 v2 = Gather { x: v0, index: Node(Src) } : edge [4] f32 -
 v3 = View { x: v2, shape: Shape([2, 2]) } : edge [2, 2] f32 k
 v4 = Weight(w1) : shared [2, 2] f32 a

@@ -4,6 +4,7 @@ use crate::ast::*;
 use crate::diag::Diagnostic;
 use crate::funcs::Func;
 use crate::lower::{Bind, Env, Lowerer};
+use pigeon_ir::InputKind;
 use pigeon_ir::{BinaryOp, Domain, Endpoint, Index, Op, Select, UnaryOp, ValueId};
 
 impl<'a> Lowerer<'a> {
@@ -177,7 +178,7 @@ impl<'a> Lowerer<'a> {
                     shape: shape?,
                     dtype: pigeon_ir::DType::F32,
                 };
-                let op = Op::Input { name: full.clone(), learned: Some(init) };
+                let op = Op::Input { name: full.clone(), kind: InputKind::Table(init) };
                 let v =
                     self.module.insts.push(pigeon_ir::Inst { op, ty, name: Some(full.clone()) });
                 let bind = Bind::Table { name: full, shape: None, init, inst: Some((ep, v)) };
@@ -230,8 +231,10 @@ impl<'a> Lowerer<'a> {
         for (i, a) in args.iter().enumerate() {
             match a {
                 Arg::Shape(ds, _) => shape = self.shape(ds, &env.params.clone()),
-                Arg::Value(x) if i == 1 && matches!(f, Func::LeakyRelu | Func::Elu) => {
-                    number = number_value(x)
+                Arg::Value(x)
+                    if i == 1 && matches!(f, Func::LeakyRelu | Func::Elu | Func::Dropout) =>
+                {
+                    number = crate::check_expr::number(x)
                 }
                 Arg::Value(x) => match self.lower_expr(env, x, arg_ctx) {
                     Some(v) => xs.push(v),
@@ -249,6 +252,15 @@ impl<'a> Lowerer<'a> {
                 Op::Unary { op: UnaryOp::LeakyRelu(number.unwrap_or(0.01)), x: first }
             }
             Func::Elu => Op::Unary { op: UnaryOp::Elu(number.unwrap_or(1.0)), x: first },
+            Func::Dropout => {
+                let x = self.broadcast_to(first, ctx, span)?;
+                let ty = self.module.insts[x].ty.clone();
+                let name = format!("dropout:{}", self.dropouts);
+                self.dropouts += 1;
+                let op = Op::Input { name: name.clone(), kind: InputKind::Dropout(number?) };
+                let mask = self.emit_typed(op, ty, name);
+                Op::Binary { op: BinaryOp::Mul, a: x, b: mask }
+            }
             Func::Maximum => Op::Binary { op: BinaryOp::Max, a: first, b: *xs.get(1)? },
             Func::Dot => Op::Dot { a: first, b: *xs.get(1)? },
             Func::View => Op::View { x: first, shape: shape? },
@@ -269,15 +281,5 @@ fn select(sel: SliceSel) -> Select {
         SliceSel::NodeType => Select::NodeType,
         SliceSel::SrcType => Select::SrcType,
         SliceSel::DstType => Select::DstType,
-    }
-}
-
-/// The value of a number literal, possibly negated.
-fn number_value(e: &Expr) -> Option<f64> {
-    match &e.kind {
-        ExprKind::Int(v) => Some(*v as f64),
-        ExprKind::Float(v) => Some(*v),
-        ExprKind::Neg(x) => number_value(x).map(|v| -v),
-        _ => None,
     }
 }

@@ -21,6 +21,7 @@
 use crate::entity::EntityId;
 use crate::error::IrError;
 use crate::infer::infer_type;
+use crate::inter::InputKind;
 use crate::inter::{
     AggGroup, AggOp, BinaryOp, DType, Domain, Index, Init, Inst, Module, Op, Select, Shape, Type,
     UnaryOp, ValueId, Weight, WeightId, WeightKind,
@@ -59,7 +60,7 @@ impl ModuleBuilder {
             return Err(IrError::Type { value, message });
         }
         let ty = Type { domain, shape: Shape(shape.to_vec()), dtype: DType::F32 };
-        Ok(self.push_typed(Op::Input { name: name.to_string(), learned: None }, ty))
+        Ok(self.push_typed(Op::Input { name: name.to_string(), kind: InputKind::Data }, ty))
     }
 
     /// A learned table `name` in row `domain` (`node` or compact) with per-row `shape`,
@@ -72,7 +73,8 @@ impl ModuleBuilder {
         init: Init,
     ) -> Result<ValueId, IrError> {
         let v = self.input(name, domain, shape)?;
-        self.module.insts[v].op = Op::Input { name: name.to_string(), learned: Some(init) };
+        self.module.insts[v].op =
+            Op::Input { name: name.to_string(), kind: InputKind::Table(init) };
         Ok(v)
     }
 

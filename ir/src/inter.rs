@@ -316,15 +316,12 @@ pub enum AggGroup {
 /// The operators, by family. Operands are earlier values.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// A named model input, bound at run time: data (node or edge features), or a learned
-    /// table, one trainable row per node (`weight E: node[d]`) or per (node, relation) pair
-    /// of an endpoint (`weight E[relation]: node[d]`, a `compact` value).
+    /// A named model input, bound at run time (see [`InputKind`]).
     Input {
         /// The input's name in the model.
         name: String,
-        /// `Some(init)` for a learned table: a parameter that training updates, initialised
-        /// by `init` when not loaded. `None` for data.
-        learned: Option<Init>,
+        /// What binds it.
+        kind: InputKind,
     },
     /// A declared weight, as a value in the weight's domain.
     Weight(WeightId),
@@ -612,6 +609,21 @@ impl Init {
     }
 }
 
+/// What an [`Op::Input`] is and who gives its values.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum InputKind {
+    /// Data: graph features and graph-derived values, or seeded random values.
+    Data,
+    /// A learned table, one trainable row per node (`weight E: node[d]`) or per (node,
+    /// relation) pair of an endpoint (`weight E[relation]: node[d]`, a `compact` value): a
+    /// parameter that training updates, initialised by the `Init` when not loaded.
+    Table(Init),
+    /// The mask of `dropout(x, p)` with drop probability `p`, shaped like `x`: while training,
+    /// each element is 0 with probability `p` and `1 / (1 - p)` otherwise, drawn afresh every
+    /// step; all ones otherwise (inference).
+    Dropout(f64),
+}
+
 /// A named model input.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputDecl {
@@ -620,8 +632,8 @@ pub struct InputDecl {
     /// Its domain (`node`, `edge`, or `compact` for a per-(node, relation) table), per-row
     /// shape, dtype.
     pub ty: Type,
-    /// `Some(init)` for a learned table (see [`Op::Input`]).
-    pub learned: Option<Init>,
+    /// What it is.
+    pub kind: InputKind,
 }
 
 /// One model, instantiated: the unit every pass and back end works on.
@@ -649,8 +661,8 @@ impl Module {
         self.insts
             .values()
             .filter_map(|inst| match &inst.op {
-                Op::Input { name, learned } => {
-                    Some(InputDecl { name: name.clone(), ty: inst.ty.clone(), learned: *learned })
+                Op::Input { name, kind } => {
+                    Some(InputDecl { name: name.clone(), ty: inst.ty.clone(), kind: *kind })
                 }
                 _ => None,
             })

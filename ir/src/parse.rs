@@ -8,6 +8,7 @@
 
 use crate::entity::EntityId;
 use crate::error::IrError;
+use crate::inter::InputKind;
 use crate::inter::{
     AggGroup, AggOp, BinaryOp, DType, Domain, Endpoint, Index, Init, Inst, Module, Op, Select,
     Shape, Type, UnaryOp, ValueId, Weight, WeightId, WeightKind,
@@ -538,13 +539,16 @@ fn keyword_op(word: &str, cur: &mut Cursor) -> Result<Op, IrError> {
     Ok(match word {
         "input" => {
             let name = cur.string("the input's name (a string)")?;
-            let learned = if cur.at_word("learned") {
+            let kind = if cur.at_word("learned") {
                 cur.bump();
-                Some(init(cur)?)
+                InputKind::Table(init(cur)?)
+            } else if cur.at_word("dropout") {
+                cur.bump();
+                InputKind::Dropout(cur.float()?)
             } else {
-                None
+                InputKind::Data
             };
-            Op::Input { name, learned }
+            Op::Input { name, kind }
         }
         "weight" => Op::Weight(cur.id('w', "a weight (`w0`, `w1`, ...)")?),
         "const" => Op::Const(cur.float()?),

@@ -84,6 +84,7 @@
 //! they read back bit for bit. Names print bare when they are an IDENT, quoted otherwise;
 //! input, weight and output names are always quoted.
 
+use crate::inter::InputKind;
 use crate::inter::{AggGroup, Module, Op, UnaryOp, Weight, WeightKind};
 use std::fmt::{self, Write};
 
@@ -171,9 +172,12 @@ pub(crate) fn weight_decl(w: &Weight) -> String {
 /// The operator part of an instruction line (between `=` and `:`).
 pub fn op(op: &Op) -> String {
     match op {
-        Op::Input { name, learned: None } => format!("input {}", quote(name)),
-        Op::Input { name, learned: Some(init) } => {
+        Op::Input { name, kind: InputKind::Data } => format!("input {}", quote(name)),
+        Op::Input { name, kind: InputKind::Table(init) } => {
             format!("input {} learned {}", quote(name), init.name())
+        }
+        Op::Input { name, kind: InputKind::Dropout(p) } => {
+            format!("input {} dropout {p:?}", quote(name))
         }
         Op::Weight(w) => format!("weight {w}"),
         Op::Const(c) => format!("const {c:?}"),

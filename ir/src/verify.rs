@@ -13,7 +13,8 @@
 //! 5. `Op::Weight(w)` names a declared weight, and the instruction's domain and shape are the
 //!    weight's (`w.kind.domain()`, `w.shape`); its dtype is free.
 //! 6. `Op::Input`'s domain is a row domain (`node`, `edge`, `compact.src`, `compact.dst`), a
-//!    learned input's is `node` or compact, and input names are unique.
+//!    learned table's is `node` or compact, a dropout probability is in `[0, 1)`, and input
+//!    names are unique.
 //! 7. `Op::Concat` has at least one operand.
 //! 8. Every other instruction's type equals [`infer_type`] of its operator. This covers, among
 //!    others: gather indices read the right domain; `Slice` and `Linear` selectors are legal for
@@ -27,6 +28,7 @@
 //! bad operand is reported once.
 
 use crate::infer::infer_type;
+use crate::inter::InputKind;
 use crate::inter::{Domain, Module, Op, Shape, ValueId, WeightId};
 use crate::plan::{BufferId, KernelId, RegId};
 use std::collections::HashSet;
@@ -173,17 +175,24 @@ fn check_insts(m: &Module, errs: &mut Errors) {
                     }
                 }
             },
-            Op::Input { name, learned } => {
+            Op::Input { name, kind } => {
                 let domain = inst.ty.domain;
                 if domain.is_weight_like() {
                     let msg = format!("input {name:?} is in domain {domain}, not a row domain");
                     errs.push(at(), 6, msg);
-                } else if learned.is_some() && domain == Domain::Edge {
+                } else if matches!(kind, InputKind::Table(_)) && domain == Domain::Edge {
                     let msg = format!(
                         "learned input {name:?} is in domain edge (tables are per node or per \
                          (node, relation) pair)"
                     );
                     errs.push(at(), 6, msg);
+                }
+                if let InputKind::Dropout(p) = kind {
+                    if !(0.0..1.0).contains(p) {
+                        let msg =
+                            format!("dropout input {name:?} has probability {p}, not in [0, 1)");
+                        errs.push(at(), 6, msg);
+                    }
                 }
                 if !inputs.insert(name.as_str()) {
                     errs.push(at(), 6, format!("input name {name:?} is used twice"));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use pigeon_ir::{parse_module, print, Inst, Module, Op};
+use pigeon_ir::{parse_module, print, InputKind, Inst, Module, Op};
 
 /// print -> parse gives an equal module, and parse -> print gives the identical text.
 fn round_trip(module: &Module) {
@@ -249,7 +249,7 @@ fn escapes_and_comments_inside_strings() {
     )
     .unwrap();
     let inst = m.insts.values().next().unwrap();
-    assert_eq!(inst.op, Op::Input { name: "a//bé\t\0".into(), learned: None });
+    assert_eq!(inst.op, Op::Input { name: "a//bé\t\0".into(), kind: InputKind::Data });
     assert_eq!(inst.name.as_deref(), Some("// x"));
 }
 

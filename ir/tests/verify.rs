@@ -3,6 +3,7 @@
 
 mod common;
 
+use pigeon_ir::InputKind;
 use pigeon_ir::{
     verify, AggGroup, AggOp, BinaryOp, DType, Domain, Endpoint, EntityId, Index, Init, Inst,
     Module, Op, Select, Shape, Type, UnaryOp, ValueId, Weight, WeightId, WeightKind,
@@ -38,7 +39,7 @@ fn module(weights: &[(&str, WeightKind, &[usize])], insts: Vec<(Op, Domain, &[us
 }
 
 fn input(name: &str) -> Op {
-    Op::Input { name: name.into(), learned: None }
+    Op::Input { name: name.into(), kind: InputKind::Data }
 }
 
 /// Verifies `m` and checks the violations it reports, each as `location: message (invariant n)`.

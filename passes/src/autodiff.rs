@@ -31,6 +31,7 @@ mod rules;
 
 use crate::PassError;
 use pigeon_ir::infer::infer_type;
+use pigeon_ir::InputKind;
 use pigeon_ir::{Domain, EntityId, GraphStats, Inst, Module, Op, Type, ValueId, WeightId};
 use std::collections::HashMap;
 
@@ -78,8 +79,10 @@ pub fn differentiate(forward: &Module, inputs: &[&str]) -> Result<Differentiated
     let mut seeds = Vec::new();
     for (name, v) in forward.outputs.clone() {
         let seed = format!("{GRAD}{name}");
-        let s =
-            e.append(Op::Input { name: seed.clone(), learned: None }, Some(forward.ty(v).clone()))?;
+        let s = e.append(
+            Op::Input { name: seed.clone(), kind: InputKind::Data },
+            Some(forward.ty(v).clone()),
+        )?;
         seeds.push((name, seed));
         if needs[v.index()] {
             e.accumulate(&mut adj, v, s)?;
@@ -361,7 +364,7 @@ fn copy(
         let name = format!("{SAVED}{v}");
         saved.push(Saved { name: name.clone(), value: v, ty: inst.ty.clone() });
         bwd.insts.push(Inst {
-            op: Op::Input { name, learned: None },
+            op: Op::Input { name, kind: InputKind::Data },
             ty: inst.ty.clone(),
             name: inst.name.clone(),
         })

@@ -8,6 +8,9 @@
 //! - anything else gets deterministic standard-normal values from
 //!   `Rng::for_stream(seed, "input:" + name)`, row after row.
 //!
+//! A dropout mask (`dropout(x, p)`) is bound to ones: dropout is the identity outside
+//! training, which redraws the masks every step.
+//!
 //! A learned table (`weight E: node[d]`, `weight E[relation]: node[d]`) gets its initialiser's
 //! values, one row per node or per (node, relation) pair of its endpoint (the compact table's
 //! rows, sorted by (relation, node)). A table stands for a one-hot input times a weight, so its
@@ -19,7 +22,7 @@ use crate::graph::HeteroGraph;
 use crate::interp::{validate_graph, CompactTable};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use pigeon_ir::{Domain, Init, InputDecl, Module, Shape};
+use pigeon_ir::{Domain, Init, InputDecl, InputKind, Module, Shape};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -48,6 +51,11 @@ pub enum BindingSource {
         init: Init,
         /// The run's seed.
         seed: u64,
+    },
+    /// A dropout mask, all ones (inference; training redraws it every step).
+    DropoutMask {
+        /// The drop probability.
+        p: f64,
     },
     /// Standard-normal values from the seed.
     Random {
@@ -79,6 +87,9 @@ impl fmt::Display for BindingNote {
             BindingSource::DegNorm => f.write_str("graph-derived 1/|E(dst)|"),
             BindingSource::Random { shape, seed } => {
                 write!(f, "random normal {shape}, seed {seed}")
+            }
+            BindingSource::DropoutMask { p } => {
+                write!(f, "dropout mask (p = {p}), ones outside training")
             }
             BindingSource::Learned { rows, init, seed } => {
                 write!(
@@ -125,7 +136,12 @@ fn bind_one(decl: &InputDecl, graph: &HeteroGraph, seed: u64) -> Result<(Tensor,
         || format!("input `{name}` ({rows} {} rows of {shape} f64)", decl.ty.domain),
         crate::memory::f64_bytes(rows, shape.numel()),
     )?;
-    if let Some(init) = decl.learned {
+    if let InputKind::Dropout(p) = decl.kind {
+        // Inference: dropout is the identity. Training redraws the mask every step.
+        let data = vec![1.0; rows * shape.numel()];
+        return Ok((Tensor { rows, shape, data }, BindingSource::DropoutMask { p }));
+    }
+    if let InputKind::Table(init) = decl.kind {
         let n = rows * shape.numel();
         let data = match init {
             Init::Zeros => vec![0.0; n],

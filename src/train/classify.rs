@@ -79,17 +79,24 @@ impl<'g> Trainer<'g> {
     }
 
     /// One full-batch step: forward, loss, backward, update. The metrics are those of the
-    /// weights before the update.
+    /// weights before the update; with dropout, the loss is the training forward's (with fresh
+    /// masks) and the accuracies those of a forward without dropout.
     pub fn step(&mut self) -> Result<Metrics, Error> {
+        let before = if self.params.has_dropout() { Some(self.evaluate()?) } else { None };
+        self.params.set_dropout(true);
         let (g, p) = (self.graph, &self.params);
         let outs = self.grads.forward(g, p.inputs(), &p.weights)?;
         let logits = find(&outs, &self.output)?;
         let (loss, dlogits) = loss::cross_entropy(logits, &self.splits[0])?;
-        let metrics = self.metrics(logits, loss)?;
+        let metrics = match before {
+            Some(m) => Metrics { loss, ..m },
+            None => self.metrics(logits, loss)?,
+        };
         let seeds = vec![(self.output.clone(), dlogits)];
         let p = &mut self.params;
         let grads = self.grads.backward(g, &mut p.inputs, &p.weights, outs, seeds)?;
         self.params.update(&self.grads, &grads, &[])?;
+        self.params.set_dropout(false);
         Ok(metrics)
     }
 

@@ -94,8 +94,10 @@ impl<'g> LinkTrainer<'g> {
         &self.params.extra[0].1
     }
 
-    /// One step; returns the batch's loss (before the update).
+    /// One step (with fresh dropout masks where the model has dropout); returns the batch's
+    /// loss (before the update).
     pub fn step(&mut self) -> Result<f64, Error> {
+        self.params.set_dropout(true);
         let (g, p) = (self.graph, &self.params);
         let outs = self.grads.forward(g, p.inputs(), &p.weights)?;
         let emb = find(&outs, &self.output)?;
@@ -113,6 +115,7 @@ impl<'g> LinkTrainer<'g> {
         let p = &mut self.params;
         let grads = self.grads.backward(g, &mut p.inputs, &p.weights, outs, seeds)?;
         self.params.update(&self.grads, &grads, &[&dr.data])?;
+        self.params.set_dropout(false);
         Ok(loss)
     }
 

@@ -222,6 +222,12 @@ pub struct Params {
     learned: Vec<String>,
     /// Which of `learned` are tables.
     tables: Vec<String>,
+    /// The dropout masks (input names) and their drop probabilities.
+    dropout: Vec<(String, f64)>,
+    /// Training steps taken with fresh dropout masks (each step's masks come from its own
+    /// stream of the seed).
+    dropout_steps: u64,
+    seed: u64,
     /// Host-side parameters, by name.
     pub extra: Vec<(String, Tensor)>,
     opt: OptState,
@@ -243,6 +249,13 @@ impl Params {
             notes.iter().filter(|n| pick(&n.source)).map(|n| n.name.clone()).collect::<Vec<_>>()
         };
         let tables = of(&|s| matches!(s, BindingSource::Learned { .. }));
+        let dropout = notes
+            .iter()
+            .filter_map(|n| match n.source {
+                BindingSource::DropoutMask { p } => Some((n.name.clone(), p)),
+                _ => None,
+            })
+            .collect();
         let learned = of(&|s| match s {
             BindingSource::Learned { .. } => true,
             BindingSource::Random { .. } => opts.learn_inputs,
@@ -260,7 +273,42 @@ impl Params {
         }
         sizes.extend(extra.iter().map(|(_, t)| t.data.len()));
         let opt = OptState::new(opts.optimizer, opts.lr, opts.weight_decay, &sizes);
-        Ok(Params { weights, inputs, learned, tables, extra, opt })
+        Ok(Params {
+            weights,
+            inputs,
+            learned,
+            tables,
+            dropout,
+            dropout_steps: 0,
+            seed: opts.seed,
+            extra,
+            opt,
+        })
+    }
+
+    /// Whether the model has dropout.
+    pub fn has_dropout(&self) -> bool {
+        !self.dropout.is_empty()
+    }
+
+    /// Draws fresh dropout masks for a training step (`train`), or sets them to ones for
+    /// evaluation. Each element of a mask of probability `p` is 0 with probability `p` and
+    /// `1 / (1 - p)` otherwise, from `Rng::for_stream(seed, "dropout:<step>:<name>")`.
+    pub fn set_dropout(&mut self, train: bool) {
+        if train {
+            self.dropout_steps += 1;
+        }
+        for (name, p) in &self.dropout {
+            let Some((_, t)) = self.inputs.iter_mut().find(|(n, _)| n == name) else { continue };
+            if !train {
+                t.data.iter_mut().for_each(|x| *x = 1.0);
+                continue;
+            }
+            let stream = format!("dropout:{}:{name}", self.dropout_steps);
+            let mut rng = pigeon_runtime::rng::Rng::for_stream(self.seed, &stream);
+            let keep = 1.0 / (1.0 - p);
+            t.data.iter_mut().for_each(|x| *x = if rng.next_f64() < *p { 0.0 } else { keep });
+        }
     }
 
     /// The inputs training updates: the learned tables and the inputs learned as embeddings.
