@@ -280,29 +280,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             describe(&trainer, &graph, &module);
         }
         let result = run_epochs(&mut trainer, args, seed)?;
-        let epochs = &result.epochs;
-        println!(
-            "seed {seed}: {}  ({:.3} s/epoch)",
-            show_splits(measures, &result.last),
-            epochs.iter().map(|e| e.1).sum::<f64>() / epochs.len() as f64
-        );
-        if let Some((epoch, v, t)) = result.best_valid() {
-            let there: Vec<String> = measures
-                .iter()
-                .zip(t)
-                .enumerate()
-                .map(|(i, (m, x))| match i {
-                    0 => format!("test {} there {}", m.name, pct(Some(*x))),
-                    _ => format!("{} {}", m.name, pct(Some(*x))),
-                })
-                .collect();
-            println!(
-                "seed {seed}: best validation {} {} at epoch {epoch}; {}",
-                measures[0].name,
-                pct(Some(v)),
-                there.join(", ")
-            );
-        }
+        report(seed, measures, &result);
         if r == 0 {
             write_outputs(args, &trainer, &result, &module)?;
         }
@@ -312,6 +290,33 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         summarise(measures, &results);
     }
     Ok(())
+}
+
+/// The final measures of the run with `seed`, and those at its best validation epoch.
+fn report(seed: u64, measures: &[Measure], result: &RunResult) {
+    let epochs = &result.epochs;
+    println!(
+        "seed {seed}: {}  ({:.3} s/epoch)",
+        show_splits(measures, &result.last),
+        epochs.iter().map(|e| e.1).sum::<f64>() / epochs.len() as f64
+    );
+    if let Some((epoch, v, t)) = result.best_valid() {
+        let there: Vec<String> = measures
+            .iter()
+            .zip(t)
+            .enumerate()
+            .map(|(i, (m, x))| match i {
+                0 => format!("test {} there {}", m.name, pct(Some(*x))),
+                _ => format!("{} {}", m.name, pct(Some(*x))),
+            })
+            .collect();
+        println!(
+            "seed {seed}: best validation {} {} at epoch {epoch}; {}",
+            measures[0].name,
+            pct(Some(v)),
+            there.join(", ")
+        );
+    }
 }
 
 /// The spread over seeds of each test measure, after the last epoch and at the best validation
