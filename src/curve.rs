@@ -1,5 +1,5 @@
-//! Training curves as SVG (plotters): loss on the left axis, accuracies on the right, one
-//! point per epoch. Written atomically.
+//! Training curves as SVG (plotters): loss on the left axis, scores (accuracies, F1) on the
+//! right, one point per epoch. Written atomically.
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
@@ -15,8 +15,15 @@ pub struct Series<'a> {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Draws the loss and the accuracies against the epoch into an SVG file at `path`.
-pub fn write_svg(path: &Path, title: &str, loss: &Series, accs: &[Series]) -> Result<()> {
+/// Draws the loss and the scores (on a 0-1 axis named `score_axis`) against the epoch into an
+/// SVG file at `path`.
+pub fn write_svg(
+    path: &Path,
+    title: &str,
+    loss: &Series,
+    score_axis: &str,
+    scores: &[Series],
+) -> Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (800, 480)).into_drawing_area();
@@ -40,7 +47,7 @@ pub fn write_svg(path: &Path, title: &str, loss: &Series, accs: &[Series]) -> Re
             .map_err(|e| anyhow!("drawing the curve: {e}"))?;
         chart
             .configure_secondary_axes()
-            .y_desc("accuracy")
+            .y_desc(score_axis)
             .draw()
             .map_err(|e| anyhow!("drawing the curve: {e}"))?;
         let style = |c: RGBColor| ShapeStyle::from(&c).stroke_width(2);
@@ -49,7 +56,7 @@ pub fn write_svg(path: &Path, title: &str, loss: &Series, accs: &[Series]) -> Re
             .map_err(|e| anyhow!("drawing the curve: {e}"))?
             .label(loss.name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style(loss.color)));
-        for s in accs {
+        for s in scores {
             let c = s.color;
             chart
                 .draw_secondary_series(LineSeries::new(s.points.iter().copied(), style(c)))

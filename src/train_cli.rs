@@ -1,7 +1,9 @@
 //! `pigeon train` and `pigeon eval`: node classification on a labelled graph, with a progress
 //! bar (running loss and accuracy), per-epoch metrics as JSON lines or CSV, an SVG curve,
 //! safetensors checkpoints and a final report; `--repeat N` trains N seeds and reports the mean
-//! and standard deviation of the test accuracy.
+//! and standard deviation of the test accuracy. Multi-label graphs (IMDB) report micro- and
+//! macro-F1 wherever single-label ones report accuracy: every report goes through the
+//! trainer's list of measures.
 
 use crate::{load_graph, ModelArgs};
 use anyhow::{bail, Context, Result};
@@ -9,7 +11,7 @@ use clap::ValueEnum;
 use pigeon::runtime::optim::Optimizer;
 use pigeon::runtime::weights::{save_tensors, WeightStore};
 use pigeon::runtime::HeteroGraph;
-use pigeon::train::{Metrics, TrainOptions, Trainer};
+use pigeon::train::{Measure, Metrics, TrainOptions, Trainer};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -37,7 +39,8 @@ pub enum TaskArg {
     /// Link prediction when the graph has train/valid/test triples and no node labels,
     /// node classification otherwise.
     Auto,
-    /// Node classification (softmax cross-entropy over labelled nodes).
+    /// Node classification (softmax cross-entropy over labelled nodes; sigmoid binary
+    /// cross-entropy on multi-label graphs).
     Classify,
     /// Link prediction (DistMult decoder, negative sampling, filtered MRR).
     Link,
@@ -180,6 +183,33 @@ fn pct(x: Option<f64>) -> String {
     x.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into())
 }
 
+/// The names of the splits of [`Metrics::splits`].
+const SPLITS: [&str; 3] = ["train", "valid", "test"];
+
+/// One split's values of `measures`: `88.89%` for a single measure (accuracy), `micro-F1
+/// 60.00% macro-F1 55.00%` for several, `-` for an empty split.
+fn show(measures: &[Measure], values: Option<&Vec<f64>>) -> String {
+    match (measures, values) {
+        (_, None) => "-".into(),
+        ([_], Some(v)) => pct(v.first().copied()),
+        (_, Some(v)) => measures
+            .iter()
+            .zip(v)
+            .map(|(m, x)| format!("{} {}", m.name, pct(Some(*x))))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// `train ...  valid ...  test ...` with the measures of each split.
+fn show_splits(measures: &[Measure], m: &Metrics) -> String {
+    let splits = SPLITS.iter().zip(&m.splits);
+    splits
+        .map(|(s, v)| format!("{s} {}", show(measures, v.as_ref())))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
 /// One training run's per-epoch metrics and its final evaluation.
 struct RunResult {
     epochs: Vec<(Metrics, f64)>,
@@ -187,13 +217,13 @@ struct RunResult {
 }
 
 impl RunResult {
-    /// The epoch (1-based) with the best validation accuracy (the first on ties) and its test
-    /// accuracy: model selection without looking at the test split. `None` without a
-    /// validation split.
-    fn best_valid(&self) -> Option<(usize, f64, f64)> {
-        let mut best: Option<(usize, f64, f64)> = None;
+    /// The epoch (1-based) with the best validation score (accuracy, micro-F1; the first on
+    /// ties), that score and the test measures there: model selection without looking at the
+    /// test split. `None` without a validation split.
+    fn best_valid(&self) -> Option<(usize, f64, &Vec<f64>)> {
+        let mut best: Option<(usize, f64, &Vec<f64>)> = None;
         for (i, (m, _)) in self.epochs.iter().enumerate() {
-            if let (Some(v), Some(t)) = (m.valid_acc, m.test_acc) {
+            if let (Some(v), Some(t)) = (m.primary(1), &m.splits[2]) {
                 if best.is_none_or(|b| v > b.1) {
                     best = Some((i + 1, v, t));
                 }
@@ -241,48 +271,74 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let params = params_for(&src, &args.model, &graph)?;
     let module = pigeon::compile(&src, args.model.model.as_deref(), &params)?;
     let mut results = Vec::new();
+    let mut measures = pigeon::train::ACCURACY;
     for r in 0..args.repeat {
         let seed = args.seed + r;
         let mut trainer = Trainer::new(module.clone(), &graph, &options(args, seed), None)?;
+        measures = trainer.measures();
         if r == 0 {
             describe(&trainer, &graph, &module);
         }
         let result = run_epochs(&mut trainer, args, seed)?;
-        println!(
-            "seed {seed}: train {}  valid {}  test {}  ({:.3} s/epoch)",
-            pct(result.last.train_acc),
-            pct(result.last.valid_acc),
-            pct(result.last.test_acc),
-            result.epochs.iter().map(|e| e.1).sum::<f64>() / result.epochs.len() as f64
-        );
-        if let Some((epoch, v, t)) = result.best_valid() {
-            println!(
-                "seed {seed}: best validation accuracy {} at epoch {epoch}; test accuracy there {}",
-                pct(Some(v)),
-                pct(Some(t))
-            );
-        }
+        report(seed, measures, &result);
         if r == 0 {
             write_outputs(args, &trainer, &result, &module)?;
         }
         results.push(result);
     }
     if args.repeat > 1 {
-        let accs: Vec<f64> = results.iter().filter_map(|r| r.last.test_acc).collect();
-        if !accs.is_empty() {
-            println!("test accuracy over {} seeds: {}", accs.len(), spread(&accs));
+        summarise(measures, &results);
+    }
+    Ok(())
+}
+
+/// The final measures of the run with `seed`, and those at its best validation epoch.
+fn report(seed: u64, measures: &[Measure], result: &RunResult) {
+    let epochs = &result.epochs;
+    println!(
+        "seed {seed}: {}  ({:.3} s/epoch)",
+        show_splits(measures, &result.last),
+        epochs.iter().map(|e| e.1).sum::<f64>() / epochs.len() as f64
+    );
+    if let Some((epoch, v, t)) = result.best_valid() {
+        let there: Vec<String> = measures
+            .iter()
+            .zip(t)
+            .enumerate()
+            .map(|(i, (m, x))| match i {
+                0 => format!("test {} there {}", m.name, pct(Some(*x))),
+                _ => format!("{} {}", m.name, pct(Some(*x))),
+            })
+            .collect();
+        println!(
+            "seed {seed}: best validation {} {} at epoch {epoch}; {}",
+            measures[0].name,
+            pct(Some(v)),
+            there.join(", ")
+        );
+    }
+}
+
+/// The spread over seeds of each test measure, after the last epoch and at the best validation
+/// epoch.
+fn summarise(measures: &[Measure], results: &[RunResult]) {
+    for (i, m) in measures.iter().enumerate() {
+        let last: Vec<f64> =
+            results.iter().filter_map(|r| r.last.splits[2].as_ref()?.get(i).copied()).collect();
+        if !last.is_empty() {
+            println!("test {} over {} seeds: {}", m.name, last.len(), spread(&last));
         }
         let selected: Vec<f64> =
-            results.iter().filter_map(|r| r.best_valid().map(|b| b.2)).collect();
+            results.iter().filter_map(|r| r.best_valid()?.2.get(i).copied()).collect();
         if !selected.is_empty() {
             println!(
-                "test accuracy at the best validation epoch over {} seeds: {}",
+                "test {} at the best validation epoch over {} seeds: {}",
+                m.name,
                 selected.len(),
                 spread(&selected)
             );
         }
     }
-    Ok(())
 }
 
 fn describe(trainer: &Trainer, graph: &HeteroGraph, module: &pigeon::ir::Module) {
@@ -334,7 +390,8 @@ fn run_epochs(trainer: &mut Trainer, args: &TrainArgs, seed: u64) -> Result<RunR
             bar.abandon();
             bail!("the loss became {} at epoch {}: lower --lr", m.loss, epochs.len() + 1);
         }
-        bar.set_message(format!("loss {:.4} train {}", m.loss, pct(m.train_acc)));
+        let train = show(trainer.measures(), m.splits[0].as_ref());
+        bar.set_message(format!("loss {:.4} train {train}", m.loss));
         bar.inc(1);
         epochs.push((m, secs));
     }
@@ -349,23 +406,28 @@ fn write_outputs(
     result: &RunResult,
     module: &pigeon::ir::Module,
 ) -> Result<()> {
+    let measures = trainer.measures();
+    // (split, measure) pairs in column order: train_acc, valid_acc, test_acc for single-label
+    // graphs.
+    let pairs: Vec<(usize, usize)> =
+        (0..SPLITS.len()).flat_map(|s| (0..measures.len()).map(move |i| (s, i))).collect();
+    let value = |m: &Metrics, (s, i): (usize, usize)| m.splits[s].as_ref()?.get(i).copied();
     if let Some(path) = &args.metrics {
         let rows = result
             .epochs
             .iter()
             .enumerate()
-            .map(|(i, (m, secs))| {
-                vec![
-                    Some((i + 1) as f64),
-                    Some(m.loss),
-                    m.train_acc,
-                    m.valid_acc,
-                    m.test_acc,
-                    Some(*secs),
-                ]
+            .map(|(e, (m, secs))| {
+                let mut row = vec![Some((e + 1) as f64), Some(m.loss)];
+                row.extend(pairs.iter().map(|&p| value(m, p)));
+                row.push(Some(*secs));
+                row
             })
             .collect::<Vec<_>>();
-        let columns = ["epoch", "loss", "train_acc", "valid_acc", "test_acc", "seconds"];
+        let mut columns = vec!["epoch".to_string(), "loss".to_string()];
+        columns.extend(pairs.iter().map(|&(s, i)| format!("{}_{}", SPLITS[s], measures[i].key)));
+        columns.push("seconds".into());
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
         write_metrics(path, &columns, &rows)?;
     }
     if let Some(path) = &args.curve {
@@ -381,25 +443,27 @@ fn write_outputs(
         };
         let loss =
             Series { name: "loss", color: RGBColor(200, 40, 40), points: pts(&|m| Some(m.loss)) };
-        let accs = [
-            Series {
-                name: "train accuracy",
-                color: RGBColor(30, 90, 200),
-                points: pts(&|m| m.train_acc),
-            },
-            Series {
-                name: "valid accuracy",
-                color: RGBColor(230, 150, 20),
-                points: pts(&|m| m.valid_acc),
-            },
-            Series {
-                name: "test accuracy",
-                color: RGBColor(30, 150, 60),
-                points: pts(&|m| m.test_acc),
-            },
+        // Per split, a colour for its first measure and a lighter one for the second.
+        const COLORS: [[RGBColor; 2]; 3] = [
+            [RGBColor(30, 90, 200), RGBColor(120, 160, 230)],
+            [RGBColor(230, 150, 20), RGBColor(240, 200, 120)],
+            [RGBColor(30, 150, 60), RGBColor(120, 200, 130)],
         ];
-        let accs: Vec<Series> = accs.into_iter().filter(|s| !s.points.is_empty()).collect();
-        write_svg(path, &format!("{} on {}", module.name, args.graph), &loss, &accs)?;
+        let names: Vec<String> =
+            pairs.iter().map(|&(s, i)| format!("{} {}", SPLITS[s], measures[i].name)).collect();
+        let scores: Vec<Series> = pairs
+            .iter()
+            .zip(&names)
+            .map(|(&(s, i), name)| Series {
+                name,
+                color: COLORS[s][i.min(1)],
+                points: pts(&|m| value(m, (s, i))),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        let axis: Vec<&str> = measures.iter().map(|m| m.name).collect();
+        let title = format!("{} on {}", module.name, args.graph);
+        write_svg(path, &title, &loss, &axis.join(", "), &scores)?;
         println!("wrote {}", path.display());
     }
     if let Some(dir) = &args.checkpoint {
@@ -447,13 +511,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         trainer.params.set_inputs(load_inputs(&inputs_file, trainer.params.learned_inputs())?)?;
     }
     let m = trainer.evaluate()?;
-    println!(
-        "loss {:.4}  train {}  valid {}  test {}",
-        m.loss,
-        pct(m.train_acc),
-        pct(m.valid_acc),
-        pct(m.test_acc)
-    );
+    println!("loss {:.4}  {}", m.loss, show_splits(trainer.measures(), &m));
     Ok(())
 }
 

@@ -94,6 +94,7 @@ fn write_losses(
             path,
             &format!("{} on {} (link prediction)", module.name, args.graph),
             &loss,
+            "accuracy",
             &[],
         )?;
         println!("wrote {}", path.display());

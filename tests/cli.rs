@@ -386,6 +386,108 @@ fn train_refuses_unlabelled_graphs_and_bad_options() {
     assert!(!o.status.success() && err.contains("weights.safetensors"), "{err}");
 }
 
+/// A small multi-label graph in the HGB format (as IMDB): 12 movies and 8 people, movie ->
+/// person and person -> movie links, 3 classes, movies 0-7 for training and 8-11 for testing.
+fn tiny_hgb(dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(dir).expect("hgb dir");
+    let meta = r#"{
+ "Node Total": 20,
+ "Node Type_0": 12,
+ "Node Type_1": 8,
+ "Edge Type_0": 24,
+ "Edge Type_1": 24
+}
+"#;
+    std::fs::write(dir.join("meta.dat"), meta).expect("meta.dat");
+    let mut links = String::new();
+    for m in 0..12u32 {
+        for p in [12 + m % 8, 12 + (m * 3 + 1) % 8] {
+            links.push_str(&format!("{m}\t{p}\t0\t1\n{p}\t{m}\t1\t1\n"));
+        }
+    }
+    std::fs::write(dir.join("link.dat"), links).expect("link.dat");
+    let sets = ["0", "1,2", "2", "0,1", "1", "0,2", "2,1,0", "1"];
+    let label = |m: u32| format!("{m}\tmovie{m}\t0\t{}\n", sets[m as usize % sets.len()]);
+    std::fs::write(dir.join("label.dat"), (0..8).map(label).collect::<String>()).expect("train");
+    std::fs::write(dir.join("label.dat.test"), (8..12).map(label).collect::<String>())
+        .expect("test");
+    format!("hgb:{}", dir.display())
+}
+
+/// The percentage after `name ` in a line like `... test micro-F1 61.20% macro-F1 ...`.
+fn percent_after(line: &str, name: &str) -> Option<f64> {
+    let rest = line.split(&format!("{name} ")).nth(1)?;
+    rest.split('%').next()?.trim().parse().ok()
+}
+
+#[test]
+fn train_on_a_multi_label_graph_reports_f1_and_its_checkpoint_evaluates_the_same() {
+    let dir = tempdir("multi");
+    let graph = tiny_hgb(&dir.join("hgb"));
+    let (csv, svg, ck) = (dir.join("m.csv"), dir.join("c.svg"), dir.join("ck"));
+    let o = pigeon(&[
+        "train",
+        "examples/rgcn2.rgnn",
+        "--graph",
+        &graph,
+        "--epochs",
+        "40",
+        "--repeat",
+        "2",
+        "--metrics",
+        csv.to_str().unwrap(),
+        "--curve",
+        svg.to_str().unwrap(),
+        "--checkpoint",
+        ck.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("8 train / 0 valid / 4 test labels"), "{out}");
+    let report = out.lines().find(|l| l.starts_with("seed 0:")).expect("final report");
+    let test = report.split("  test ").nth(1).expect("test measures");
+    let (micro, macro_) = (percent_after(test, "micro-F1"), percent_after(test, "macro-F1"));
+    for f in [micro, macro_, percent_after(report, "train micro-F1")] {
+        assert!(f.is_some_and(|f| (0.0..=100.0).contains(&f)), "{report}");
+    }
+    for measure in ["micro-F1", "macro-F1"] {
+        assert!(out.contains(&format!("test {measure} over 2 seeds: mean ")), "{out}");
+    }
+
+    let rows: Vec<String> =
+        std::fs::read_to_string(&csv).unwrap().lines().map(String::from).collect();
+    assert_eq!(
+        rows[0],
+        "epoch,loss,train_micro_f1,train_macro_f1,valid_micro_f1,valid_macro_f1,\
+         test_micro_f1,test_macro_f1,seconds"
+    );
+    assert_eq!(rows.len(), 41, "one row per epoch");
+    let cell = |r: &str, i: usize| r.split(',').nth(i).unwrap().parse::<f64>().unwrap();
+    assert!(cell(&rows[40], 1) < 0.5 * cell(&rows[1], 1), "loss {} -> {}", rows[1], rows[40]);
+    // Learned node embeddings fit the 8 training movies.
+    assert!(cell(&rows[40], 2) > 0.9, "train micro-F1: {}", rows[40]);
+    assert!(rows[40].contains(",,,"), "no validation split: empty cells: {}", rows[40]);
+    let curve = std::fs::read_to_string(&svg).unwrap();
+    assert!(curve.contains("test macro-F1") && curve.contains("polyline"), "not an F1 curve");
+
+    let o = pigeon(&[
+        "eval",
+        "examples/rgcn2.rgnn",
+        "--graph",
+        &graph,
+        "--checkpoint",
+        ck.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let test = out.split("  test ").nth(1).expect("eval test measures");
+    assert_eq!(
+        (percent_after(test, "micro-F1"), percent_after(test, "macro-F1")),
+        (micro, macro_),
+        "eval: {out} vs train: {report}"
+    );
+}
+
 #[test]
 fn grad_writes_one_gradient_per_weight() {
     let dir = tempdir("grad");

@@ -1,6 +1,7 @@
-//! Training a model on a graph: node classification with softmax cross-entropy
-//! ([`Trainer`], `classify.rs`) and knowledge-graph link prediction with DistMult
-//! ([`LinkTrainer`], `link.rs`), full batch over the graph.
+//! Training a model on a graph: node classification with softmax cross-entropy, or sigmoid
+//! binary cross-entropy for multi-label graphs ([`Trainer`], `classify.rs`), and
+//! knowledge-graph link prediction with DistMult ([`LinkTrainer`], `link.rs`), full batch over
+//! the graph.
 //!
 //! A [`Trainer`] differentiates the model once (`pigeon_passes::autodiff`), splits it into a
 //! forward module that also returns the values the backward pass reads and a backward module,
@@ -18,7 +19,7 @@
 mod classify;
 mod link;
 
-pub use classify::{Metrics, Trainer};
+pub use classify::{Measure, Metrics, Trainer, ACCURACY, F1};
 pub use link::{LinkOptions, LinkSplit, LinkTrainer};
 
 use crate::Error;
