@@ -11,7 +11,9 @@ use clap::ValueEnum;
 use pigeon::runtime::optim::Optimizer;
 use pigeon::runtime::weights::{save_tensors, WeightStore};
 use pigeon::runtime::HeteroGraph;
-use pigeon::train::{Measure, Metrics, TrainOptions, Trainer};
+use pigeon::ir::Module;
+use pigeon::runtime::tensor::Tensor;
+use pigeon::train::{Measure, Metrics, Params, TrainOptions, Trainer};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -126,10 +128,16 @@ pub struct EvalArgs {
     model: ModelArgs,
     /// A directory written by `pigeon train --checkpoint`.
     #[arg(long)]
-    checkpoint: PathBuf,
-    /// The output holding the class logits.
+    pub checkpoint: PathBuf,
+    /// The output holding the class logits (or, for link prediction, the node embeddings).
     #[arg(long)]
-    output: Option<String>,
+    pub output: Option<String>,
+    /// The task the checkpoint was trained for.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub task: TaskArg,
+    /// Link prediction: rank only the first N test (and validation) triples.
+    #[arg(long)]
+    pub eval_triples: Option<usize>,
 }
 
 /// The model's parameters with `classes` (or else `out_dim`) set to the graph's number of
@@ -246,6 +254,15 @@ fn spread(xs: &[f64]) -> String {
     )
 }
 
+/// Whether `task` on `graph` is link prediction.
+fn task_is_link(task: TaskArg, graph: &HeteroGraph) -> bool {
+    match task {
+        TaskArg::Link => true,
+        TaskArg::Classify => false,
+        TaskArg::Auto => graph.labels.is_none() && graph.link_splits.is_some(),
+    }
+}
+
 /// `pigeon train`.
 pub fn train(args: &TrainArgs) -> Result<()> {
     for p in [&args.metrics, &args.curve].into_iter().flatten() {
@@ -259,12 +276,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     }
     let src = pigeon::read_source(&args.file)?;
     let graph = load_graph(&args.graph)?;
-    let link = match args.task {
-        TaskArg::Link => true,
-        TaskArg::Classify => false,
-        TaskArg::Auto => graph.labels.is_none() && graph.link_splits.is_some(),
-    };
-    if link {
+    if task_is_link(args.task, &graph) {
         let module = pigeon::compile(&src, args.model.model.as_deref(), &args.model.params)?;
         return crate::train_link::train_link(args, &graph, &module);
     }
@@ -467,19 +479,50 @@ fn write_outputs(
         println!("wrote {}", path.display());
     }
     if let Some(dir) = &args.checkpoint {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        trainer.params.weights.save(&dir.join("weights.safetensors"), module)?;
-        let learned: Vec<(String, pigeon::runtime::tensor::Tensor)> = trainer
-            .params
-            .inputs()
-            .iter()
-            .filter(|(n, _)| trainer.params.learned_inputs().contains(n))
-            .cloned()
-            .collect();
-        if !learned.is_empty() {
-            save_tensors(&dir.join("inputs.safetensors"), &learned)?;
-        }
-        println!("wrote checkpoint {}", dir.display());
+        save_checkpoint(dir, &trainer.params, module)?;
+    }
+    Ok(())
+}
+
+/// Writes a checkpoint into `dir`: `weights.safetensors` (loadable by `pigeon run --weights`),
+/// the learned tables and inputs in `inputs.safetensors`, and host-side parameters (DistMult's
+/// relation vectors) in `extra.safetensors`.
+pub(crate) fn save_checkpoint(dir: &Path, params: &Params, module: &Module) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    params.weights.save(&dir.join("weights.safetensors"), module)?;
+    let learned: Vec<(String, Tensor)> = params
+        .inputs()
+        .iter()
+        .filter(|(n, _)| params.learned_inputs().contains(n))
+        .cloned()
+        .collect();
+    if !learned.is_empty() {
+        save_tensors(&dir.join("inputs.safetensors"), &learned)?;
+    }
+    if !params.extra.is_empty() {
+        save_tensors(&dir.join("extra.safetensors"), &params.extra)?;
+    }
+    println!("wrote checkpoint {}", dir.display());
+    Ok(())
+}
+
+/// The weights of the checkpoint in `dir`.
+fn checkpoint_weights(dir: &Path, module: &Module, graph: &HeteroGraph) -> Result<WeightStore> {
+    let path = dir.join("weights.safetensors");
+    Ok(WeightStore::load(&path, module, graph.num_relations(), graph.num_node_types())?)
+}
+
+/// Loads the learned inputs and host-side parameters of the checkpoint in `dir` into `params`
+/// (whose weights came from [`checkpoint_weights`]).
+pub(crate) fn load_checkpoint_rest(dir: &Path, params: &mut Params) -> Result<()> {
+    if !params.learned_inputs().is_empty() {
+        let path = dir.join("inputs.safetensors");
+        params.set_inputs(load_named(&path, params.learned_inputs(), "learned inputs")?)?;
+    }
+    let extra: Vec<String> = params.extra.iter().map(|(n, _)| n.clone()).collect();
+    if !extra.is_empty() {
+        let path = dir.join("extra.safetensors");
+        params.set_extra(load_named(&path, &extra, "host-side parameters")?)?;
     }
     Ok(())
 }
@@ -488,39 +531,39 @@ fn write_outputs(
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let src = pigeon::read_source(&args.file)?;
     let graph = load_graph(&args.graph)?;
+    if task_is_link(args.task, &graph) {
+        let module = pigeon::compile(&src, args.model.model.as_deref(), &args.model.params)?;
+        let weights = checkpoint_weights(&args.checkpoint, &module, &graph)?;
+        return crate::train_link::eval_link(args, &graph, module, weights);
+    }
     let params = params_for(&src, &args.model, &graph)?;
     let module = pigeon::compile(&src, args.model.model.as_deref(), &params)?;
-    let weights = WeightStore::load(
-        &args.checkpoint.join("weights.safetensors"),
-        &module,
-        graph.num_relations(),
-        graph.num_node_types(),
-    )?;
-    let opts = TrainOptions {
-        lr: 1.0,
-        weight_decay: 0.0,
-        optimizer: Optimizer::Adam,
-        seed: 0,
-        output: args.output.clone(),
-        learn_inputs: true,
-        plans: None,
-    };
+    let weights = checkpoint_weights(&args.checkpoint, &module, &graph)?;
+    let opts = eval_options(args.output.clone());
     let mut trainer = Trainer::new(module, &graph, &opts, Some(weights))?;
-    let inputs_file = args.checkpoint.join("inputs.safetensors");
-    if !trainer.params.learned_inputs().is_empty() {
-        trainer.params.set_inputs(load_inputs(&inputs_file, trainer.params.learned_inputs())?)?;
-    }
+    load_checkpoint_rest(&args.checkpoint, &mut trainer.params)?;
     let m = trainer.evaluate()?;
     println!("loss {:.4}  {}", m.loss, show_splits(trainer.measures(), &m));
     Ok(())
 }
 
-fn load_inputs(
-    path: &Path,
-    names: &[String],
-) -> Result<Vec<(String, pigeon::runtime::tensor::Tensor)>> {
+/// Training options for evaluating a checkpoint (no step is taken).
+pub(crate) fn eval_options(output: Option<String>) -> TrainOptions {
+    TrainOptions {
+        lr: 1.0,
+        weight_decay: 0.0,
+        optimizer: Optimizer::Adam,
+        seed: 0,
+        output,
+        learn_inputs: true,
+        plans: None,
+    }
+}
+
+/// The tensors `names` of the safetensors file `path` (a checkpoint's `what`).
+fn load_named(path: &Path, names: &[String], what: &str) -> Result<Vec<(String, Tensor)>> {
     let tensors = pigeon::runtime::weights::load_tensors(path)
-        .with_context(|| format!("the checkpoint's learned inputs ({})", path.display()))?;
+        .with_context(|| format!("the checkpoint's {what} ({})", path.display()))?;
     names
         .iter()
         .map(|n| {

@@ -514,3 +514,37 @@ fn grad_writes_one_gradient_per_weight() {
     let o = pigeon(&["grad", "examples/rgat.rgnn", "--graph", g, "--cotangent", out, "-o", grads]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn link_prediction_repeats_seeds_and_its_checkpoint_ranks_the_same() {
+    let Some(d) = datasets() else { return };
+    let graph = format!("triples:{}/tiny/nations,inverse", d.display());
+    let dir = tempdir("link");
+    let ck = dir.join("ck");
+    let ck = ck.to_str().expect("utf-8 path");
+    let model = ["--param", "in_dim=8", "--param", "hidden=8", "--param", "classes=8"];
+    let mut args = vec!["train", "examples/rgcn2.rgnn", "--graph", &graph];
+    args.extend(model);
+    args.extend(["--epochs", "20", "--lr", "0.05", "--weight-decay", "0", "--repeat", "2"]);
+    args.extend(["--checkpoint", ck]);
+    let o = pigeon(&args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let tests: Vec<&str> = out.lines().filter(|l| l.starts_with("test: filtered MRR")).collect();
+    assert_eq!(tests.len(), 2, "one ranking per seed: {out}");
+    assert!(out.contains("test over 2 seeds: filtered MRR mean"), "{out}");
+    for file in ["weights.safetensors", "inputs.safetensors", "extra.safetensors"] {
+        assert!(dir.join("ck").join(file).is_file(), "{file} missing");
+    }
+    // The checkpoint is the first seed's: evaluating it ranks exactly as that run did.
+    let mut args = vec!["eval", "examples/rgcn2.rgnn", "--graph", &graph, "--checkpoint", ck];
+    args.extend(model);
+    let o = pigeon(&args);
+    let (out2, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let mrr = |l: &str| l.split(" (").next().map(str::to_string);
+    let again: Vec<&str> = out2.lines().filter(|l| l.starts_with("test: filtered MRR")).collect();
+    assert_eq!(again.len(), 1, "{out2}");
+    assert_eq!(mrr(again[0]), mrr(tests[0]), "{out}\n{out2}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,8 +8,10 @@
 //! scored triples. Evaluation: the filtered ranking protocol of Bordes et al. (2013): for each test
 //! triple, all entities replace the tail (and, separately, the head); candidates forming a known
 //! triple (train, valid or test) other than the test triple itself are skipped; the rank is one
-//! plus the number of remaining candidates scoring strictly higher. Reported: the mean reciprocal
-//! rank and Hits@1, 3, 10 over both directions.
+//! plus the number of remaining candidates scoring strictly higher plus half of those scoring
+//! the same (the mean of the optimistic and pessimistic ranks, so that a model scoring every
+//! triple alike ranks in the middle, not first). Reported: the mean reciprocal rank and
+//! Hits@1, 3, 10 over both directions.
 
 use crate::error::{Result, RuntimeError};
 use crate::rng::Rng;
@@ -126,7 +128,7 @@ fn rank(
     (h, r, t): Triple,
     corrupt_tail: bool,
     known: &HashSet<Triple>,
-) -> usize {
+) -> f64 {
     // The fixed side times the relation, then one dot product per candidate.
     let fixed = if corrupt_tail { h } else { t };
     let hr: Vec<f64> =
@@ -134,17 +136,22 @@ fn rank(
     let truth = if corrupt_tail { t } else { h };
     let dot = |c: usize| -> f64 { hr.iter().zip(e.row(c)).map(|(a, b)| a * b).sum() };
     let target = dot(truth as usize);
-    let mut rank = 1usize;
+    let (mut higher, mut ties) = (0usize, 0usize);
     for c in 0..e.rows {
-        if c as u32 == truth || dot(c) <= target {
+        let score = dot(c);
+        if c as u32 == truth || score < target {
             continue;
         }
         let triple = if corrupt_tail { (h, r, c as u32) } else { (c as u32, r, t) };
         if !known.contains(&triple) {
-            rank += 1;
+            if score > target {
+                higher += 1;
+            } else {
+                ties += 1;
+            }
         }
     }
-    rank
+    1.0 + higher as f64 + ties as f64 / 2.0
 }
 
 /// Filtered MRR and Hits@k of `queries` (see the module doc); `known` holds every true triple.
@@ -156,14 +163,14 @@ pub fn filtered_ranking(
 ) -> Result<Ranking> {
     check(e, rel, queries)?;
     use rayon::prelude::*;
-    let ranks: Vec<usize> = queries
+    let ranks: Vec<f64> = queries
         .par_iter()
         .flat_map_iter(|&q| [true, false].map(|corrupt_tail| rank(e, rel, q, corrupt_tail, known)))
         .collect();
     let count = ranks.len();
-    let frac = |k: usize| ranks.iter().filter(|&&x| x <= k).count() as f64 / count.max(1) as f64;
-    let mrr = ranks.iter().map(|&x| 1.0 / x as f64).sum::<f64>() / count.max(1) as f64;
-    Ok(Ranking { mrr, hits1: frac(1), hits3: frac(3), hits10: frac(10), count })
+    let frac = |k: f64| ranks.iter().filter(|&&x| x <= k).count() as f64 / count.max(1) as f64;
+    let mrr = ranks.iter().map(|&x| 1.0 / x).sum::<f64>() / count.max(1) as f64;
+    Ok(Ranking { mrr, hits1: frac(1.0), hits3: frac(3.0), hits10: frac(10.0), count })
 }
 
 #[cfg(test)]
@@ -204,6 +211,17 @@ mod tests {
         assert_eq!(m.count, 2);
         assert!((m.mrr - (1.0 + 1.0 / 3.0) / 2.0).abs() < 1e-15, "{m:?}");
         assert_eq!((m.hits1, m.hits3, m.hits10), (0.5, 1.0, 1.0));
+    }
+
+    #[test]
+    fn ties_rank_in_the_middle() {
+        // All scores 0: of the 5 candidates besides the truth, one forms a known triple, so 4
+        // tie with it: rank 1 + 4 / 2 = 3 in both directions.
+        let (e, r) = (t(6, 2, &[0.0; 12]), t(1, 2, &[1.0, 1.0]));
+        let known: HashSet<Triple> = [(0, 0, 1), (0, 0, 2), (3, 0, 1)].into_iter().collect();
+        let m = filtered_ranking(&e, &r, &[(0, 0, 1)], &known).unwrap();
+        assert!((m.mrr - 1.0 / 3.0).abs() < 1e-15, "{m:?}");
+        assert_eq!((m.hits1, m.hits3, m.hits10), (0.0, 1.0, 1.0));
     }
 
     #[test]

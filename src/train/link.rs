@@ -13,10 +13,11 @@ use pigeon_runtime::graph::{HeteroGraph, LinkSplits};
 use pigeon_runtime::linkpred::{self, Ranking, Triple};
 use pigeon_runtime::rng::Rng;
 use pigeon_runtime::tensor::Tensor;
+use pigeon_runtime::weights::WeightStore;
 use std::collections::HashSet;
 
 /// Link-prediction settings besides the optimiser's.
-#[derive(Clone, Debug)]
+#[derive(Copy, Clone, Debug)]
 pub struct LinkOptions {
     /// Corruptions per positive triple.
     pub negatives: usize,
@@ -48,12 +49,13 @@ pub struct LinkTrainer<'g> {
 
 impl<'g> LinkTrainer<'g> {
     /// Prepares training: the graph must carry link splits, the model one node output of
-    /// embeddings.
+    /// embeddings. `weights` are taken as they are (from a checkpoint) or initialised.
     pub fn new(
         module: Module,
         graph: &'g HeteroGraph,
         opts: &TrainOptions,
         link: LinkOptions,
+        weights: Option<WeightStore>,
     ) -> Result<Self, Error> {
         let splits = graph.link_splits.as_ref().ok_or_else(|| {
             bad(format!(
@@ -74,7 +76,8 @@ impl<'g> LinkTrainer<'g> {
         let limit = (6.0 / (relations + dim) as f64).sqrt();
         let data = (0..relations * dim).map(|_| rng.uniform(-limit, limit)).collect();
         let rel = Tensor::from_vec(relations, ty.shape.clone(), data)?;
-        let mut params = Params::new(&module, graph, opts, None, vec![("relations".into(), rel)])?;
+        let mut params =
+            Params::new(&module, graph, opts, weights, vec![("relations".into(), rel)])?;
         // Unit-variance embeddings make DistMult's triple products start in the hundreds and
         // Adam's first steps collapse every score to 0; start from variance 1 / width.
         let width = module.inputs().iter().map(|d| d.ty.shape.numel()).max().unwrap_or(1);

@@ -337,18 +337,14 @@ impl Params {
         }
     }
 
+    /// Replaces the values of host-side parameters (from a checkpoint), by name.
+    pub fn set_extra(&mut self, values: Vec<(String, Tensor)>) -> Result<(), Error> {
+        replace_named(&mut self.extra, values, "parameter")
+    }
+
     /// Replaces the values of learned inputs (from a checkpoint).
     pub fn set_inputs(&mut self, values: Vec<(String, Tensor)>) -> Result<(), Error> {
-        for (name, t) in values {
-            let slot = self.inputs.iter_mut().find(|(n, _)| *n == name).ok_or_else(|| {
-                bad(format!("the checkpoint holds input `{name}`, which the model does not have"))
-            })?;
-            if (slot.1.rows, &slot.1.shape) != (t.rows, &t.shape) {
-                return Err(bad(format!("checkpoint input `{name}` has the wrong shape")));
-            }
-            slot.1 = t;
-        }
-        Ok(())
+        replace_named(&mut self.inputs, values, "input")
     }
 
     /// One optimiser step from the backward module's gradient outputs `grads` (of `g`) and
@@ -392,6 +388,25 @@ impl Params {
         self.opt.update(&mut params, &gs)?;
         Ok(())
     }
+}
+
+/// Replaces the tensors of `slots` named in `values` (a checkpoint's `what`s), which must
+/// exist and keep their shapes.
+fn replace_named(
+    slots: &mut [(String, Tensor)],
+    values: Vec<(String, Tensor)>,
+    what: &str,
+) -> Result<(), Error> {
+    for (name, t) in values {
+        let slot = slots.iter_mut().find(|(n, _)| *n == name).ok_or_else(|| {
+            bad(format!("the checkpoint holds {what} `{name}`, which the model does not have"))
+        })?;
+        if (slot.1.rows, &slot.1.shape) != (t.rows, &t.shape) {
+            return Err(bad(format!("checkpoint {what} `{name}` has the wrong shape")));
+        }
+        slot.1 = t;
+    }
+    Ok(())
 }
 
 /// A binding error about training data (labels, outputs, checkpoints).
