@@ -26,7 +26,7 @@ use pigeon_ir::plan::Plan;
 use pigeon_ir::{GraphStats, Module};
 use pigeon_passes::autodiff::{self, Differentiated, Saved, Split};
 use pigeon_passes::Options;
-use pigeon_runtime::backend::Backend;
+use pigeon_runtime::backend::{Backend, Profile};
 use pigeon_runtime::bind::{bind_inputs, BindingSource};
 use pigeon_runtime::cpu::{CpuBackend, Precision};
 use pigeon_runtime::graph::HeteroGraph;
@@ -35,6 +35,7 @@ use pigeon_runtime::optim::{OptState, Optimizer};
 use pigeon_runtime::tensor::Tensor;
 use pigeon_runtime::weights::WeightStore;
 use pigeon_runtime::RuntimeError;
+use std::sync::Mutex;
 
 /// What runs the forward and backward modules.
 enum Engine {
@@ -49,6 +50,8 @@ pub struct Gradients {
     diff: Differentiated,
     split: Split,
     engine: Engine,
+    /// The profiles of the last forward and backward plan executions (for `pigeon bench`).
+    profiles: Mutex<[Option<Profile>; 2]>,
 }
 
 impl Gradients {
@@ -57,7 +60,7 @@ impl Gradients {
     pub fn new(module: &Module, inputs: &[&str]) -> Result<Self, Error> {
         let diff = autodiff::differentiate(module, inputs)?;
         let split = autodiff::split(&diff)?;
-        Ok(Gradients { diff, split, engine: Engine::Reference })
+        Ok(Gradients { diff, split, engine: Engine::Reference, profiles: Mutex::default() })
     }
 
     /// Compiles the forward and backward modules for `graph` with `options` and runs them on
@@ -87,6 +90,12 @@ impl Gradients {
         }
     }
 
+    /// The profiles of the last forward and of the last backward execution, when they ran as
+    /// plans.
+    pub fn last_profiles(&self) -> [Option<Profile>; 2] {
+        self.profiles.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
     /// What runs the passes, for reports.
     pub fn engine_name(&self) -> String {
         match &self.engine {
@@ -112,7 +121,11 @@ impl Gradients {
             }
             Engine::Plans { forward, backward: bwd, backend } => {
                 let plan = if backward { bwd } else { forward };
-                backend.execute(plan, graph, inputs, weights)?.outputs
+                let exec = backend.execute(plan, graph, inputs, weights)?;
+                if let Ok(mut last) = self.profiles.lock() {
+                    last[usize::from(backward)] = Some(exec.profile);
+                }
+                exec.outputs
             }
         })
     }
