@@ -206,6 +206,17 @@ impl<T: Float> Raw<T> {
         // SAFETY: in bounds (checked); no concurrent writer by the caller's contract.
         unsafe { std::slice::from_raw_parts(self.ptr.add(start), self.width) }
     }
+    /// Rows `i..i + n`, consecutive.
+    ///
+    /// # Safety
+    /// No other task may write these rows while the slice lives.
+    #[inline]
+    pub unsafe fn rows(&self, i: usize, n: usize) -> &[T] {
+        let (start, len) = (i * self.width, n * self.width);
+        assert!(start + len <= self.len, "rows {i}.. beyond a buffer of {} values", self.len);
+        // SAFETY: in bounds (checked); no concurrent writer by the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(start), len) }
+    }
     /// Mutable row `i`.
     ///
     /// # Safety
