@@ -74,7 +74,7 @@ pub fn grad(args: &GradArgs) -> Result<()> {
     let grads = Gradients::new(&module, &[])?;
     let fwd = grads.forward(&graph, &inputs, &weights)?;
     for (name, s) in &seeds {
-        let out = fwd.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+        let out = fwd.outputs.iter().find(|(n, _)| n == name).map(|(_, t)| t);
         if out.is_some_and(|o| (o.rows, &o.shape) != (s.rows, &s.shape)) {
             bail!("{}: `{name}` does not have the output's shape", args.cotangent.display());
         }
@@ -115,7 +115,7 @@ pub fn train_step_times(
     let seeds: Vec<(String, Tensor)> = module
         .outputs
         .iter()
-        .filter_map(|(name, _)| probe.iter().find(|(n, _)| n == name))
+        .filter_map(|(name, _)| probe.outputs.iter().find(|(n, _)| n == name))
         .map(|(name, o)| {
             let data = (0..o.data.len()).map(|_| rng.normal()).collect();
             (name.clone(), Tensor { rows: o.rows, shape: o.shape.clone(), data })

@@ -20,6 +20,7 @@ use pigeon::runtime::interp::interpret;
 use pigeon::runtime::rng::Rng;
 use pigeon::runtime::tensor::Tensor;
 use pigeon::runtime::weights::WeightStore;
+use pigeon::train::Gradients;
 
 /// Step of the central differences; f64 keeps truncation and rounding error near 1e-9.
 const H: f64 = 1e-5;
@@ -382,4 +383,50 @@ fn inter_level_passes_keep_backward_modules() {
             assert!(common::max_rel_err(&gt.data, &wt.data) < 1e-12, "{name}: {gn}");
         }
     }
+}
+
+#[test]
+fn training_steps_on_cpu_plans_keep_saved_values_on_the_back_end_and_match_the_reference() {
+    let mut kept_models = 0;
+    for (name, params) in zoo() {
+        let module = compile_zoo(name, &params);
+        for (gi, graph) in adversarial_graphs().into_iter().enumerate() {
+            let case = Case::new(module.clone(), graph, 21 + gi as u64);
+            let on = case.graph.name.clone();
+            // One step: forward, then backward from its results.
+            let step = |grads: &Gradients| {
+                let mut inputs = case.inputs.clone();
+                let fwd = grads.forward(&case.graph, &inputs, &case.weights).expect("forward");
+                let saved = fwd.outputs.iter().filter(|(n, _)| n.starts_with("saved:")).count();
+                let seeds = case.seeds.clone();
+                let out = grads.backward(&case.graph, &mut inputs, &case.weights, fwd, seeds);
+                (out.unwrap_or_else(|e| panic!("{name} on {on}: backward: {e}")), saved)
+            };
+            let (want, saved_on_host) = step(&Gradients::new(&module, &[]).expect("differentiate"));
+            for (precision, tol) in [(Precision::F64, 1e-10), (Precision::F32, 1e-4)] {
+                let backend = Box::new(CpuBackend::new(precision));
+                let grads = Gradients::new(&module, &[])
+                    .and_then(|g| g.compile(&case.graph, &Default::default(), backend))
+                    .unwrap_or_else(|e| panic!("{name} on {on}: {e}"));
+                // Twice: the second step reuses the buffers of the first (the pool).
+                for _ in 0..2 {
+                    let (got, saved) = step(&grads);
+                    assert_eq!(saved, 0, "{name} on {on}: saved values went through the host");
+                    assert_eq!(got.len(), want.len(), "{name} on {on}");
+                    for ((gn, gt), (wn, wt)) in got.iter().zip(&want) {
+                        assert_eq!(gn, wn);
+                        let scale = wt.data.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+                        let err = gt
+                            .data
+                            .iter()
+                            .zip(&wt.data)
+                            .fold(0.0f64, |m, (g, w)| m.max((g - w).abs() / scale));
+                        assert!(err < tol, "{name} on {on} ({precision:?}): {gn}: error {err:e}");
+                    }
+                }
+            }
+            kept_models += usize::from(saved_on_host > 0);
+        }
+    }
+    assert!(kept_models >= 8, "only {kept_models} model/graph pairs save values");
 }

@@ -83,7 +83,7 @@ impl<'g> Trainer<'g> {
     pub fn step(&mut self) -> Result<Metrics, Error> {
         let (g, p) = (self.graph, &self.params);
         let outs = self.grads.forward(g, p.inputs(), &p.weights)?;
-        let logits = find(&outs, &self.output)?;
+        let logits = find(&outs.outputs, &self.output)?;
         let (loss, dlogits) = loss::cross_entropy(logits, &self.splits[0])?;
         let metrics = self.metrics(logits, loss)?;
         let seeds = vec![(self.output.clone(), dlogits)];
@@ -97,7 +97,7 @@ impl<'g> Trainer<'g> {
     pub fn evaluate(&self) -> Result<Metrics, Error> {
         let p = &self.params;
         let outs = self.grads.forward(self.graph, p.inputs(), &p.weights)?;
-        let logits = find(&outs, &self.output)?;
+        let logits = find(&outs.outputs, &self.output)?;
         let (loss, _) = loss::cross_entropy(logits, &self.splits[0])?;
         self.metrics(logits, loss)
     }

@@ -26,7 +26,7 @@ use pigeon_ir::plan::Plan;
 use pigeon_ir::{GraphStats, Module};
 use pigeon_passes::autodiff::{self, Differentiated, Saved, Split};
 use pigeon_passes::Options;
-use pigeon_runtime::backend::{Backend, Profile};
+use pigeon_runtime::backend::{Backend, Kept, Profile};
 use pigeon_runtime::bind::{bind_inputs, BindingSource};
 use pigeon_runtime::cpu::{CpuBackend, Precision};
 use pigeon_runtime::graph::HeteroGraph;
@@ -106,38 +106,44 @@ impl Gradients {
         }
     }
 
-    /// Runs the forward (`backward == false`) or backward module.
+    /// Runs the forward module (`kept` is `None`) or the backward module, reading the saved
+    /// values a forward plan left on the back end from `kept`. A forward plan keeps its saved
+    /// values on the back end (in its element type, no round trip through f64).
     fn run(
         &self,
         backward: bool,
         graph: &HeteroGraph,
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
-    ) -> Result<Vec<(String, Tensor)>, Error> {
+        kept: Option<Kept>,
+    ) -> Result<Forward, Error> {
         Ok(match &self.engine {
             Engine::Reference => {
                 let m = if backward { &self.split.backward } else { &self.split.forward };
-                interpret(m, graph, inputs, weights)?
+                Forward { outputs: interpret(m, graph, inputs, weights)?, kept: None }
             }
             Engine::Plans { forward, backward: bwd, backend } => {
                 let plan = if backward { bwd } else { forward };
-                let exec = backend.execute(plan, graph, inputs, weights)?;
+                let keep = |name: &str| !backward && name.starts_with(autodiff::SAVED);
+                let (exec, kept) =
+                    backend.execute_kept(plan, graph, inputs, weights, kept, &keep)?;
                 if let Ok(mut last) = self.profiles.lock() {
                     last[usize::from(backward)] = Some(exec.profile);
                 }
-                exec.outputs
+                Forward { outputs: exec.outputs, kept }
             }
         })
     }
 
-    /// The forward pass: the model's outputs, then the saved values.
+    /// The forward pass: the model's outputs, then the saved values (those a plan back end
+    /// keeps are in [`Forward`] but not among its outputs).
     pub fn forward(
         &self,
         graph: &HeteroGraph,
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
-    ) -> Result<Vec<(String, Tensor)>, Error> {
-        self.run(false, graph, inputs, weights)
+    ) -> Result<Forward, Error> {
+        self.run(false, graph, inputs, weights, None)
     }
 
     /// The backward pass from the forward pass's results `forward` and one seed (the loss's
@@ -149,11 +155,12 @@ impl Gradients {
         graph: &HeteroGraph,
         inputs: &mut Vec<(String, Tensor)>,
         weights: &WeightStore,
-        forward: Vec<(String, Tensor)>,
+        forward: Forward,
         mut seeds: Vec<(String, Tensor)>,
     ) -> Result<Vec<(String, Tensor)>, Error> {
         let base = inputs.len();
-        for (out, t) in &forward {
+        let Forward { outputs, kept } = forward;
+        for (out, t) in &outputs {
             if let Some((_, seed)) = self.diff.seeds.iter().find(|(o, _)| o == out) {
                 let value = match seeds.iter().position(|(n, _)| n == out) {
                     Some(i) => seeds.swap_remove(i).1,
@@ -162,10 +169,10 @@ impl Gradients {
                 inputs.push((seed.clone(), value));
             }
         }
-        inputs.extend(forward.into_iter().filter(|(n, _)| n.starts_with(autodiff::SAVED)));
-        let result = self.run(true, graph, inputs, weights);
+        inputs.extend(outputs.into_iter().filter(|(n, _)| n.starts_with(autodiff::SAVED)));
+        let result = self.run(true, graph, inputs, weights, kept);
         inputs.truncate(base);
-        result
+        Ok(result?.outputs)
     }
 
     /// The name of the gradient output of each weight, in declaration order.
@@ -187,6 +194,16 @@ impl Gradients {
     pub fn saved(&self, stats: &GraphStats) -> Vec<(Saved, usize)> {
         self.split.saved.iter().map(|s| (s.clone(), s.bytes(stats))).collect()
     }
+}
+
+/// The results of a forward pass: the model's outputs and the saved values the backward pass
+/// reads, some of which may stay on the back end that computed them.
+#[derive(Debug)]
+pub struct Forward {
+    /// The outputs returned to the host, by name.
+    pub outputs: Vec<(String, Tensor)>,
+    /// Saved values left on the plan back end.
+    kept: Option<Kept>,
 }
 
 /// How to train.

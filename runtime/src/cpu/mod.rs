@@ -21,7 +21,7 @@ mod store;
 mod traversal;
 mod wgrad;
 
-use crate::backend::{Backend, Execution, Profile};
+use crate::backend::{Backend, Execution, Kept, Profile};
 use crate::error::{Result, RuntimeError};
 use crate::graph::HeteroGraph;
 use crate::layout::{CompactTable, InCsr, Layouts};
@@ -79,9 +79,21 @@ impl Backend for CpuBackend {
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
     ) -> Result<Execution> {
+        Ok(self.execute_kept(plan, graph, inputs, weights, None, &|_| false)?.0)
+    }
+
+    fn execute_kept(
+        &self,
+        plan: &Plan,
+        graph: &HeteroGraph,
+        inputs: &[(String, Tensor)],
+        weights: &WeightStore,
+        kept: Option<Kept>,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(Execution, Option<Kept>)> {
         let run = || match self.precision {
-            Precision::F32 => execute::<f32>(plan, graph, inputs, weights, &self.pool),
-            Precision::F64 => execute::<f64>(plan, graph, inputs, weights, &self.pool),
+            Precision::F32 => execute::<f32>(plan, graph, inputs, weights, &self.pool, kept, keep),
+            Precision::F64 => execute::<f64>(plan, graph, inputs, weights, &self.pool, kept, keep),
         };
         match self.threads {
             None => run(),
@@ -93,6 +105,9 @@ impl Backend for CpuBackend {
         }
     }
 }
+
+/// Values kept on the CPU back end: name, rows, per-row shape and values in `T`.
+type KeptRows<T> = Vec<(String, usize, pigeon_ir::Shape, Vec<T>)>;
 
 /// What kernels see of the graph and the plan.
 pub(crate) struct Env<'a> {
@@ -132,19 +147,30 @@ impl<'a> Env<'a> {
     }
 }
 
-/// Executes `plan` in element type `T`.
+/// Executes `plan` in element type `T`, reading inputs from `kept` first and keeping the
+/// outputs `keep` accepts (`Backend::execute_kept`).
 fn execute<T: pool::Pooled>(
     plan: &Plan,
     graph: &HeteroGraph,
     inputs: &[(String, Tensor)],
     weights: &WeightStore,
     pool: &pool::Pool,
-) -> Result<Execution> {
+    kept: Option<Kept>,
+    keep: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<(Execution, Option<Kept>)> {
     let start = Instant::now();
+    let mut kept_in: KeptRows<T> = match kept {
+        None => Vec::new(),
+        Some(k) => *k.0.downcast::<KeptRows<T>>().map_err(|_| {
+            RuntimeError::Internal("values kept by an execution in another precision".into())
+        })?,
+    };
     let layouts = Layouts::build(graph, &access::needed_layouts(plan))?;
     let layouts_time = start.elapsed();
     let env = Env { graph, layouts: &layouts, plan };
-    let mut storage = Storage::<T>::allocate(&env, inputs, weights, pool)?;
+    let allocated = Storage::<T>::allocate(&env, inputs, weights, pool, &mut kept_in);
+    pool.give(kept_in.into_iter().map(|k| k.3));
+    let mut storage = allocated?;
     let mut per_kernel = Vec::with_capacity(plan.kernels.len());
     for (id, kernel) in plan.kernels.iter() {
         let t0 = Instant::now();
@@ -164,14 +190,22 @@ fn execute<T: pool::Pooled>(
         storage.mark_written(&plan_access);
         per_kernel.push((id, t0.elapsed()));
     }
-    let outputs = plan
-        .outputs
-        .iter()
-        .map(|(name, b)| Ok((name.clone(), storage.output(&env, *b)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let profile = Profile { per_kernel, layouts: layouts_time, peak_bytes: storage.bytes() };
+    let peak_bytes = storage.bytes();
+    let mut outputs = Vec::with_capacity(plan.outputs.len());
+    let mut kept_out: KeptRows<T> = Vec::new();
+    for (name, b) in &plan.outputs {
+        if keep(name) {
+            let buf = env.buffer(*b)?;
+            let values = storage.take_output(*b)?;
+            kept_out.push((name.clone(), env.count(buf.rows)?, buf.shape.clone(), values));
+        } else {
+            outputs.push((name.clone(), storage.output(&env, *b)?));
+        }
+    }
+    let profile = Profile { per_kernel, layouts: layouts_time, peak_bytes };
     storage.release(pool);
-    Ok(Execution { outputs, profile })
+    let kept = (!kept_out.is_empty()).then(|| Kept(Box::new(kept_out)));
+    Ok((Execution { outputs, profile }, kept))
 }
 
 /// A buffer's storage as seen by a running kernel: a raw pointer shared by its tasks, which
