@@ -120,6 +120,9 @@ pub(super) struct Body<'a, T> {
     pub dst: &'a [u32],
     pub src: &'a [u32],
     pub rel: &'a [u32],
+    /// Per statement, whether it is a load that statements read straight from its buffer
+    /// (set by [`Body::with_direct_loads`]).
+    pub direct: Vec<bool>,
 }
 
 /// The rows of one group.
@@ -175,29 +178,60 @@ pub(super) struct Group<T> {
     tmp: Vec<T>,
 }
 
-/// Where a statement finds an operand: `base + row * width`, where the row is the statement's
-/// row, or (`per_node`) the local node of the statement's edge row.
+/// Where a statement finds an operand's row `j` (the statement's row, or at edge level of a
+/// node-level operand, the local node of edge row `j`, when `per_node`).
 #[derive(Copy, Clone)]
-struct Opnd {
-    base: usize,
+struct Opnd<'m, 'a, T> {
     width: usize,
     per_node: bool,
+    src: Src<'m, 'a, T>,
 }
 
-impl Opnd {
+/// An operand in the scratch, or a load read straight from its buffer.
+#[derive(Copy, Clone)]
+enum Src<'m, 'a, T> {
+    /// At `base + row * width` in the scratch.
+    Scratch { base: usize },
+    /// Row `map(id)` of `view`, `id` the load's row: an edge or row id of the span (edge
+    /// level), or a node id (node level).
+    Buffer { view: Raw<T>, map: &'m RowMap<'a>, node_level: bool, span: Span<'m>, first: usize },
+}
+
+impl<'m, 'a, T: Float> Opnd<'m, 'a, T> {
     #[inline]
-    fn at(self, j: usize, node_of: &[u32]) -> usize {
+    fn row<'s>(&'s self, regs: &'s [T], j: usize, node_of: &[u32]) -> &'s [T] {
         let r = if self.per_node { node_of[j] as usize } else { j };
-        self.base + r * self.width
-    }
-    #[inline]
-    fn row<'s, T>(self, regs: &'s [T], j: usize, node_of: &[u32]) -> &'s [T] {
-        let at = self.at(j, node_of);
-        &regs[at..at + self.width]
+        match self.src {
+            Src::Scratch { base } => &regs[base + r * self.width..base + (r + 1) * self.width],
+            Src::Buffer { view, map, node_level, span, first } => {
+                let id = if node_level { first + r } else { span.id(r) };
+                // SAFETY: loads read straight from their buffer only when this kernel does
+                // not write its storage (`Body::with_direct_loads`).
+                let row = unsafe { view.row(map.get(id)) };
+                // SAFETY: `view` is a copy of a view of storage that outlives the kernel.
+                unsafe { std::slice::from_raw_parts(row.as_ptr(), row.len()) }
+            }
+        }
     }
     /// All `count` rows as one slice, when they are consecutive.
-    fn all<T>(self, regs: &[T], count: usize) -> Option<&[T]> {
-        (!self.per_node).then(|| &regs[self.base..self.base + count * self.width])
+    fn all<'s>(&'s self, regs: &'s [T], count: usize) -> Option<&'s [T]> {
+        if self.per_node {
+            return None;
+        }
+        match self.src {
+            Src::Scratch { base } => Some(&regs[base..base + count * self.width]),
+            Src::Buffer { view, map: RowMap::Identity, node_level: false, span, .. } => {
+                match span {
+                    // SAFETY: as in `row`.
+                    Span::Rows { lo, .. } => Some(unsafe {
+                        let rows = view.rows(lo, count);
+                        std::slice::from_raw_parts(rows.as_ptr(), rows.len())
+                    }),
+                    Span::Nodes { .. } => None,
+                }
+            }
+            Src::Buffer { .. } => None,
+        }
     }
 }
 
@@ -221,6 +255,38 @@ impl Layout {
 }
 
 impl<'a, T: Float> Body<'a, T> {
+    /// Marks the loads that need no copy into the scratch: those of buffers whose storage no
+    /// store of this body writes (the others must be read before the body's stores, in
+    /// statement order).
+    pub fn with_direct_loads(mut self) -> Self {
+        let written: Vec<*mut T> = self
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                SOp::Store { view, .. } => Some(view.ptr()),
+                _ => None,
+            })
+            .collect();
+        // Group statements read their operands from the scratch.
+        let mut in_scratch = vec![false; self.ops.len()];
+        for op in &self.ops {
+            match op {
+                SOp::Softmax(x) | SOp::Aggregate { x, .. } => in_scratch[*x] = true,
+                SOp::MaxGrad { x, dy, .. } => {
+                    in_scratch[*x] = true;
+                    in_scratch[*dy] = true;
+                }
+                _ => {}
+            }
+        }
+        self.direct = (self.ops.iter().zip(&in_scratch))
+            .map(|(op, &scratch)| {
+                !scratch && matches!(op, SOp::Load { view, .. } if !written.contains(&view.ptr()))
+            })
+            .collect();
+        self
+    }
+
     /// Evaluates the body over the rows of `span`.
     pub fn run(&self, g: &mut Group<T>, span: Span) {
         let (n, m) = (span.rows(), span.nodes());
@@ -231,8 +297,9 @@ impl<'a, T: Float> Body<'a, T> {
             let rows = span.of_node(i);
             g.node_of.extend(rows.map(|_| i as u32));
         }
-        for (reg, op) in self.regs.iter().zip(&self.ops) {
+        for ((reg, op), &direct) in self.regs.iter().zip(&self.ops).zip(&self.direct) {
             match op {
+                SOp::Load { .. } if direct => {}
                 SOp::Softmax(x) => self.softmax(g, span, lay, &self.regs[*x], reg),
                 SOp::GroupSize(group) => self.group_size(g, span, lay, *group, reg),
                 SOp::MaxGrad { group, x, dy } => {
@@ -266,7 +333,18 @@ impl<'a, T: Float> Body<'a, T> {
         let res = &mut hi[..count * w];
         let opnd = |r: usize| {
             let x = &self.regs[r];
-            Opnd { base: lay.base(x), width: x.width, per_node: edge && x.level == Level::Node }
+            let per_node = edge && x.level == Level::Node;
+            let src = match &self.ops[r] {
+                SOp::Load { view, map } if self.direct[r] => Src::Buffer {
+                    view: *view,
+                    map,
+                    node_level: x.level == Level::Node,
+                    span,
+                    first,
+                },
+                _ => Src::Scratch { base: lay.base(x) },
+            };
+            Opnd { width: x.width, per_node, src }
         };
         match op {
             // SAFETY (loads, matvec): these buffers are not written by this kernel, or only
@@ -355,7 +433,8 @@ impl<'a, T: Float> Body<'a, T> {
                 }
             }
             SOp::Concat { xs, lead } => {
-                let parts: Vec<(Opnd, usize)> = xs.iter().map(|&(x, wd)| (opnd(x), wd)).collect();
+                let parts: Vec<(Opnd<T>, usize)> =
+                    xs.iter().map(|&(x, wd)| (opnd(x), wd)).collect();
                 for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
                     let mut at = 0;
                     for l in 0..*lead {

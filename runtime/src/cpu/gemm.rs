@@ -30,7 +30,8 @@ fn internal(m: String) -> RuntimeError {
 /// A resolved epilogue step.
 enum Epi<'a, T> {
     /// Multiply (`true`) or add (`false`) a broadcast row.
-    Row { mul: bool, view: Raw<T>, map: RowMap<'a>, offsets: Vec<usize> },
+    /// `dense`: the row has the output's shape (the offsets are the identity).
+    Row { mul: bool, view: Raw<T>, map: RowMap<'a>, offsets: Vec<usize>, dense: bool },
     /// An activation.
     Unary(UnaryOp),
 }
@@ -121,11 +122,13 @@ fn epilogue<'a, T: Float>(
                 if shape::broadcast(out, &b.shape).as_ref() != Some(out) {
                     return Err(internal(format!("epilogue row {} does not fit {out}", b.shape)));
                 }
+                let offsets = broadcast_offsets(&b.shape, out);
                 Ok(Epi::Row {
                     mul: matches!(e, Epilogue::Scale { .. }),
                     view: views.get(*buf),
                     map: resolve(env, *index, g.rows, b.rows)?,
-                    offsets: broadcast_offsets(&b.shape, out),
+                    dense: offsets.iter().enumerate().all(|(i, &o)| i == o),
+                    offsets,
                 })
             }
         })
@@ -250,11 +253,18 @@ impl<T: Float> Ctx<'_, T> {
         for e in &self.epilogue {
             match e {
                 Epi::Unary(op) => y.iter_mut().for_each(|v| *v = unary(*op, *v)),
-                Epi::Row { mul, view, map, offsets } => {
+                Epi::Row { mul, view, map, offsets, dense } => {
                     // SAFETY: epilogue operands are not written by this kernel (rule 4).
                     let r = unsafe { view.row(map.get(i)) };
-                    for (v, &o) in y.iter_mut().zip(offsets) {
-                        *v = if *mul { *v * r[o] } else { *v + r[o] };
+                    match (*dense, *mul) {
+                        (true, true) => y.iter_mut().zip(r).for_each(|(v, &x)| *v = *v * x),
+                        (true, false) => y.iter_mut().zip(r).for_each(|(v, &x)| *v = *v + x),
+                        (false, true) => {
+                            y.iter_mut().zip(offsets).for_each(|(v, &o)| *v = *v * r[o])
+                        }
+                        (false, false) => {
+                            y.iter_mut().zip(offsets).for_each(|(v, &o)| *v = *v + r[o])
+                        }
                     }
                 }
             }

@@ -292,7 +292,9 @@ pub(super) fn compile<'a, T: super::float::Float>(
         dst: &graph.dst,
         src: &graph.src,
         rel: &graph.rel,
-    })
+        direct: Vec::new(),
+    }
+    .with_direct_loads())
 }
 
 /// The shape of a transposed row and, per output element, the element it reads.
