@@ -2,7 +2,7 @@
 //! and nodes, and matrixmultiply's packed GEMM for the GEMM template.
 //!
 //! Execution: validate the graph, build the layouts the plan needs (those it lists and those its
-//! kernels imply), allocate one storage per buffer (temps sharing a `slot` share one storage,
+//! kernels imply; kept for the next execution on a graph with the same edges), allocate one storage per buffer (temps sharing a `slot` share one storage,
 //! sized for the largest of them), convert inputs and weights to the element type, then run the
 //! kernels in order (`gemm.rs`, `traversal.rs`) and widen the outputs to f64.
 //!
@@ -52,6 +52,58 @@ pub struct CpuBackend {
     /// Number of worker threads; `None` uses rayon's global pool (one per core).
     pub threads: Option<usize>,
     pool: std::sync::Arc<pool::Pool>,
+    layouts: std::sync::Arc<LayoutCache>,
+}
+
+/// The layouts last built, with the graph arrays they were built from: a training step runs
+/// two plans on one graph every step, and rebuilding the in-CSR, the compact tables and the
+/// relation order each time costs about a millisecond on ACM. A hit compares the arrays.
+#[derive(Debug, Default)]
+struct LayoutCache(std::sync::Mutex<Option<CachedLayouts>>);
+
+#[derive(Debug)]
+struct CachedLayouts {
+    type_offsets: Vec<usize>,
+    relations: usize,
+    edges: [Vec<u32>; 3],
+    built: Vec<pigeon_ir::plan::Layout>,
+    layouts: std::sync::Arc<Layouts>,
+}
+
+impl LayoutCache {
+    /// Layouts of `graph` holding at least `wanted`: the cached ones when they were built
+    /// from the same node types and edges, else new ones (also holding what the cache held
+    /// for this graph, so that plans needing different layouts do not evict each other).
+    fn get(
+        &self,
+        graph: &HeteroGraph,
+        wanted: &[pigeon_ir::plan::Layout],
+    ) -> Result<std::sync::Arc<Layouts>> {
+        let mut cache = self.0.lock().map_err(|_| RuntimeError::Internal("layout cache".into()))?;
+        let same = cache.as_ref().filter(|c| {
+            c.relations == graph.num_relations()
+                && c.type_offsets == graph.type_offsets
+                && c.edges[0] == graph.src
+                && c.edges[1] == graph.dst
+                && c.edges[2] == graph.rel
+        });
+        let mut build: Vec<pigeon_ir::plan::Layout> = wanted.to_vec();
+        if let Some(c) = same {
+            if wanted.iter().all(|l| c.built.contains(l)) {
+                return Ok(c.layouts.clone());
+            }
+            build.extend(c.built.iter().filter(|l| !wanted.contains(l)));
+        }
+        let layouts = std::sync::Arc::new(Layouts::build(graph, &build)?);
+        *cache = Some(CachedLayouts {
+            type_offsets: graph.type_offsets.clone(),
+            relations: graph.num_relations(),
+            edges: [graph.src.clone(), graph.dst.clone(), graph.rel.clone()],
+            built: build,
+            layouts: layouts.clone(),
+        });
+        Ok(layouts)
+    }
 }
 
 impl CpuBackend {
@@ -92,8 +144,8 @@ impl Backend for CpuBackend {
         keep: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<(Execution, Option<Kept>)> {
         let run = || match self.precision {
-            Precision::F32 => execute::<f32>(plan, graph, inputs, weights, &self.pool, kept, keep),
-            Precision::F64 => execute::<f64>(plan, graph, inputs, weights, &self.pool, kept, keep),
+            Precision::F32 => execute::<f32>(plan, graph, inputs, weights, self, kept, keep),
+            Precision::F64 => execute::<f64>(plan, graph, inputs, weights, self, kept, keep),
         };
         match self.threads {
             None => run(),
@@ -154,18 +206,19 @@ fn execute<T: pool::Pooled>(
     graph: &HeteroGraph,
     inputs: &[(String, Tensor)],
     weights: &WeightStore,
-    pool: &pool::Pool,
+    backend: &CpuBackend,
     kept: Option<Kept>,
     keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<(Execution, Option<Kept>)> {
     let start = Instant::now();
+    let pool = &*backend.pool;
     let mut kept_in: KeptRows<T> = match kept {
         None => Vec::new(),
         Some(k) => *k.0.downcast::<KeptRows<T>>().map_err(|_| {
             RuntimeError::Internal("values kept by an execution in another precision".into())
         })?,
     };
-    let layouts = Layouts::build(graph, &access::needed_layouts(plan))?;
+    let layouts = backend.layouts.get(graph, &access::needed_layouts(plan))?;
     let layouts_time = start.elapsed();
     let env = Env { graph, layouts: &layouts, plan };
     let allocated = Storage::<T>::allocate(&env, inputs, weights, pool, &mut kept_in);
