@@ -416,10 +416,21 @@ impl<'a, T: Float> Body<'a, T> {
             }
             SOp::SumTo { x, to } => {
                 let x = opnd(*x);
-                res.iter_mut().for_each(|o| *o = T::ZERO);
+                // Sums over trailing axes (`to[i] = i / block`, a scalar result included) add
+                // contiguous blocks; other shapes scatter element by element.
+                let block = x.width / w.max(1);
+                let blocks = block > 0 && to.iter().enumerate().all(|(i, &t)| t == i / block);
                 for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                    for (&v, &t) in x.row(lo, j, node_of).iter().zip(to) {
-                        o[t] += v;
+                    let xs = x.row(lo, j, node_of);
+                    if blocks {
+                        for (o, b) in o.iter_mut().zip(xs.chunks_exact(block)) {
+                            *o = sum(b);
+                        }
+                    } else {
+                        o.iter_mut().for_each(|o| *o = T::ZERO);
+                        for (&v, &t) in xs.iter().zip(to) {
+                            o[t] += v;
+                        }
                     }
                 }
             }
@@ -635,10 +646,38 @@ fn unary_grad_all<T: Float>(f: UnaryOp, x: &[T], dy: &[T], out: &mut [T]) {
     }
 }
 
-/// The dot product of two rows.
+/// Independent partial sums of [`sum`] and [`dot`] (the compiler keeps them in one vector
+/// register, instead of one add waiting for the previous).
+const LANES: usize = 8;
+
+/// The sum of a row, in [`LANES`] interleaved partial sums.
+#[inline]
+fn sum<T: Float>(x: &[T]) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    chunks.remainder().iter().zip(&mut acc).for_each(|(&v, a)| *a += v);
+    acc.iter().fold(T::ZERO, |s, &a| s + a)
+}
+
+/// The dot product of two rows, in [`LANES`] interleaved partial sums.
 #[inline]
 fn dot<T: Float>(a: &[T], b: &[T]) -> T {
-    a.iter().zip(b).fold(T::ZERO, |s, (&p, &q)| s + p * q)
+    let mut acc = [T::ZERO; LANES];
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for ((s, &p), &q) in acc.iter_mut().zip(x).zip(y) {
+            *s += p * q;
+        }
+    }
+    for ((&p, &q), s) in ca.remainder().iter().zip(cb.remainder()).zip(&mut acc) {
+        *s += p * q;
+    }
+    acc.iter().fold(T::ZERO, |s, &a| s + a)
 }
 
 /// Reduces `n > 0` rows into `acc` (overwriting, or adding when `add`); nothing for no rows.
