@@ -630,6 +630,7 @@ fn unary_all<T: Float>(f: UnaryOp, x: &[T], out: &mut [T]) {
     match f {
         UnaryOp::Neg => out.iter_mut().zip(x).for_each(|(o, &v)| *o = -v),
         UnaryOp::Relu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(T::ZERO)),
+        UnaryOp::Gelu => T::gelu_rows(x, out),
         f => out.iter_mut().zip(x).for_each(|(o, &v)| *o = unary(f, v)),
     }
 }
@@ -638,6 +639,7 @@ fn unary_all<T: Float>(f: UnaryOp, x: &[T], out: &mut [T]) {
 fn unary_grad_all<T: Float>(f: UnaryOp, x: &[T], dy: &[T], out: &mut [T]) {
     match f {
         UnaryOp::Neg => out.iter_mut().zip(dy).for_each(|(o, &d)| *o = -d),
+        UnaryOp::Gelu => T::gelu_grad_rows(x, dy, out),
         f => {
             for ((o, &v), &d) in out.iter_mut().zip(x).zip(dy) {
                 *o = unary_grad(f, v, d);
