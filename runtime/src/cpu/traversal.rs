@@ -8,9 +8,10 @@
 //!   413 ms vs 40 ms for R-GCN's scatter on FB15k-237 with inverses, 2 cores), so the CPU runs
 //!   the same body grouped by destination over the in-CSR: each task owns its destination
 //!   rows, and `AddIntoDst` becomes a plain add. The result is the same sum;
-//! - `NodeParallel`: one group per destination node (its incoming edges, in CSR order), with
-//!   per-edge registers in a per-task scratch of `in-degree x edge-register width` values,
-//!   softmax and aggregation as local reductions, node statements once per node, no atomics.
+//! - `NodeParallel`: one group per run of consecutive destination nodes holding about a task's
+//!   worth of incoming edges (in CSR order, so a run's edges are one slice of the CSR), with
+//!   per-edge registers in a per-task scratch, softmax and aggregation as reductions over each
+//!   node's edges, node statements once per node, no atomics.
 
 use super::body::{Body, Group, Reg, SOp, Span, StoreKind};
 use super::index::{broadcast_offsets, resolve};
