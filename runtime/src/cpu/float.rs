@@ -200,41 +200,6 @@ fn exp_branchless(x: f64) -> f64 {
     p * scale
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn branchless_exp_is_accurate() {
-        for i in -6990..=6990 {
-            let x = f64::from(i) * 0.1 + 0.0123;
-            let (got, want) = (exp_branchless(x), x.exp());
-            assert!((got - want).abs() <= 1e-9 * want, "exp({x}): {got} vs {want}");
-        }
-    }
-
-    #[test]
-    fn f32_gelu_and_its_derivative_follow_the_reference() {
-        let xs: Vec<f32> = (-1200..=1200).map(|i| i as f32 * 0.01 + 0.003).collect();
-        let dy = vec![1.0f32; xs.len()];
-        let (mut y, mut g) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
-        gelu_f32(&xs, &mut y);
-        gelu_grad_f32(&xs, &dy, &mut g);
-        for ((&x, &y), &g) in xs.iter().zip(&y).zip(&g) {
-            let x64 = f64::from(x);
-            let want = math::gelu(x64);
-            let want_grad = math::unary_derivative(UnaryOp::Gelu, x64);
-            // f32 rounding plus the fit's 1.2e-7, relative to the value (GELU) or to the
-            // terms `Phi(x)` and `|x| phi(x)` (the derivative crosses 0 near -0.75).
-            let terms = math::normal_cdf(x64)
-                + x64.abs() * (-0.5 * x64 * x64).exp() / (2.0 * std::f64::consts::PI).sqrt();
-            let err = |got: f32, want: f64| (f64::from(got) - want).abs();
-            assert!(err(y, want) <= 4e-7 * want.abs(), "gelu({x}) = {y}, reference {want}");
-            assert!(err(g, want_grad) <= 4e-7 * terms, "gelu'({x}) = {g}, reference {want_grad}");
-        }
-    }
-}
-
 /// Applies an activation in `T` (the cheap ones natively, the others through the reference
 /// interpreter's f64 definitions, so both back ends agree on GELU and friends).
 #[inline]
@@ -275,5 +240,40 @@ pub fn unary_grad<T: Float>(op: UnaryOp, x: T, dy: T) -> T {
             }
         }
         op => T::from_f64(math::unary_derivative(op, x.to_f64())) * dy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branchless_exp_is_accurate() {
+        for i in -6990..=6990 {
+            let x = f64::from(i) * 0.1 + 0.0123;
+            let (got, want) = (exp_branchless(x), x.exp());
+            assert!((got - want).abs() <= 1e-9 * want, "exp({x}): {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn f32_gelu_and_its_derivative_follow_the_reference() {
+        let xs: Vec<f32> = (-1200..=1200).map(|i| i as f32 * 0.01 + 0.003).collect();
+        let dy = vec![1.0f32; xs.len()];
+        let (mut y, mut g) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+        gelu_f32(&xs, &mut y);
+        gelu_grad_f32(&xs, &dy, &mut g);
+        for ((&x, &y), &g) in xs.iter().zip(&y).zip(&g) {
+            let x64 = f64::from(x);
+            let want = math::gelu(x64);
+            let want_grad = math::unary_derivative(UnaryOp::Gelu, x64);
+            // f32 rounding plus the fit's 1.2e-7, relative to the value (GELU) or to the
+            // terms `Phi(x)` and `|x| phi(x)` (the derivative crosses 0 near -0.75).
+            let terms = math::normal_cdf(x64)
+                + x64.abs() * (-0.5 * x64 * x64).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            let err = |got: f32, want: f64| (f64::from(got) - want).abs();
+            assert!(err(y, want) <= 4e-7 * want.abs(), "gelu({x}) = {y}, reference {want}");
+            assert!(err(g, want_grad) <= 4e-7 * terms, "gelu'({x}) = {g}, reference {want_grad}");
+        }
     }
 }

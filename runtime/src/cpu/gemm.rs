@@ -327,13 +327,11 @@ impl<T: Float> Ctx<'_, T> {
                     let r = unsafe { view.row(map.get(i)) };
                     match (*dense, *mul) {
                         (true, true) => y.iter_mut().zip(r).for_each(|(v, &x)| *v = *v * x),
-                        (true, false) => y.iter_mut().zip(r).for_each(|(v, &x)| *v = *v + x),
+                        (true, false) => y.iter_mut().zip(r).for_each(|(v, &x)| *v += x),
                         (false, true) => {
                             y.iter_mut().zip(offsets).for_each(|(v, &o)| *v = *v * r[o])
                         }
-                        (false, false) => {
-                            y.iter_mut().zip(offsets).for_each(|(v, &o)| *v = *v + r[o])
-                        }
+                        (false, false) => y.iter_mut().zip(offsets).for_each(|(v, &o)| *v += r[o]),
                     }
                 }
             }

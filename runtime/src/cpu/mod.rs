@@ -17,6 +17,7 @@ pub mod float;
 mod gemm;
 mod index;
 mod pool;
+mod rowops;
 mod store;
 mod traversal;
 mod wgrad;
