@@ -96,6 +96,15 @@ pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()>
         })
         .collect();
     if g.store == StoreMode::AddIntoSrc {
+        // The scatter regroups rows by source, so their order within a relation does not
+        // matter: when the edges are already grouped by relation, a relation is a range of
+        // edge ids, read and written in place.
+        let mut ctx = ctx;
+        if crate::segments::classify(g, bb.rows) == pigeon_codegen::Segmentation::EdgesByRelation
+            && env.graph.rel.windows(2).all(|w| w[0] <= w[1])
+        {
+            ctx.order = None;
+        }
         return scatter_into_src(ctx, &tasks, &env.graph.src);
     }
     tasks.par_iter().for_each_init(
@@ -220,11 +229,13 @@ impl<T: Float> Ctx<'_, T> {
             }
             a_pack.as_ptr()
         };
-        let direct = self.dst.is_none() && self.order.is_none() && self.at_position.is_none();
+        let direct = self.dst.is_none() && self.order.is_none();
+        // Row `lo` of C, or of a scatter window starting at position `p0`.
+        let first = lo - self.at_position.unwrap_or(0);
         let y_ptr: *mut T = if direct {
-            assert!(hi * cw <= self.c.len(), "C rows beyond the buffer");
-            // SAFETY: in bounds; rows lo..hi of C belong to this chunk only.
-            unsafe { self.c.ptr().add(lo * cw) }
+            assert!((first + m) * cw <= self.c.len(), "C rows beyond the buffer");
+            // SAFETY: in bounds; these rows of C belong to this chunk only.
+            unsafe { self.c.ptr().add(first * cw) }
         } else {
             y_buf.clear();
             y_buf.resize(m * cw, T::ZERO);
