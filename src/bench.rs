@@ -125,8 +125,9 @@ fn bench_train(args: &BenchArgs) -> Result<()> {
     let plans = executor(args.backend, &args.opt, args.threads)?
         .backend
         .map(|backend| (args.opt.options(), backend));
-    let (median, runs, backend) =
+    let steps =
         crate::grad_cli::train_step_times(args, &args.file, &args.graph, &args.model, plans)?;
+    let (median, runs, backend) = (steps.median, steps.runs, steps.engine);
     let rss = peak_rss_bytes();
     println!(
         "training step (forward + backward) of {} on {}: median {:.3} ms over {runs} runs; {backend}; peak RSS {}",
@@ -135,6 +136,15 @@ fn bench_train(args: &BenchArgs) -> Result<()> {
         ms(median),
         rss.map(|r| runtime::memory::human(r as u128)).unwrap_or_else(|| "-".into())
     );
+    for (pass, kernels) in [("forward", &steps.forward), ("backward", &steps.backward)] {
+        if !kernels.is_empty() {
+            let total: Duration = kernels.iter().map(|(_, d)| *d).sum();
+            println!("  {pass} kernels: {:.3} ms", ms(total));
+        }
+        for (name, d) in kernels.iter() {
+            println!("    {name:<16} {:>10.3} ms", ms(*d));
+        }
+    }
     if let Some(path) = &args.json {
         let text = format!(
             "{{\"model\": \"{}\", \"graph\": \"{}\", \"backend\": \"{backend}\", \"train\": true, \"runs\": {runs}, \"train_step_ms_median\": {:.6}, \"peak_rss_bytes\": {}}}\n",
@@ -182,11 +192,7 @@ fn measure(
         .iter()
         .enumerate()
         .map(|(i, (id, k))| {
-            let template = match k {
-                pigeon::ir::plan::Kernel::Gemm(_) => "gemm",
-                pigeon::ir::plan::Kernel::Traversal(_) => "traversal",
-                pigeon::ir::plan::Kernel::WeightGrad(_) => "weight_grad",
-            };
+            let template = template(k);
             let times = profiles.iter().filter_map(|p| p.per_kernel.get(i).map(|x| x.1)).collect();
             (format!("{id} {template}"), median(times), kernel_bytes(&plan, k, &stats))
         })
@@ -200,6 +206,15 @@ fn measure(
         plan_bytes: profiles.first().map(|p| p.peak_bytes).unwrap_or(0),
         compact_rows_saved,
     })
+}
+
+/// The template a kernel instantiates, for reports.
+pub fn template(k: &Kernel) -> &'static str {
+    match k {
+        Kernel::Gemm(_) => "gemm",
+        Kernel::Traversal(_) => "traversal",
+        Kernel::WeightGrad(_) => "weight_grad",
+    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -74,7 +74,7 @@ pub fn grad(args: &GradArgs) -> Result<()> {
     let grads = Gradients::new(&module, &[])?;
     let fwd = grads.forward(&graph, &inputs, &weights)?;
     for (name, s) in &seeds {
-        let out = fwd.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+        let out = fwd.outputs.iter().find(|(n, _)| n == name).map(|(_, t)| t);
         if out.is_some_and(|o| (o.rows, &o.shape) != (s.rows, &s.shape)) {
             bail!("{}: `{name}` does not have the output's shape", args.cotangent.display());
         }
@@ -99,7 +99,7 @@ pub fn train_step_times(
     graph_spec: &str,
     model: &ModelArgs,
     plans: Option<(pigeon::passes::Options, Box<dyn pigeon::runtime::backend::Backend>)>,
-) -> Result<(Duration, usize, String)> {
+) -> Result<StepTimes> {
     let src = pigeon::read_source(file)?;
     let module = pigeon::compile(&src, model.model.as_deref(), &model.params)?;
     let graph = load_graph(graph_spec)?;
@@ -115,7 +115,7 @@ pub fn train_step_times(
     let seeds: Vec<(String, Tensor)> = module
         .outputs
         .iter()
-        .filter_map(|(name, _)| probe.iter().find(|(n, _)| n == name))
+        .filter_map(|(name, _)| probe.outputs.iter().find(|(n, _)| n == name))
         .map(|(name, o)| {
             let data = (0..o.data.len()).map(|_| rng.normal()).collect();
             (name.clone(), Tensor { rows: o.rows, shape: o.shape.clone(), data })
@@ -125,16 +125,58 @@ pub fn train_step_times(
     let (warmup, runs) = args.train_runs();
     let bar = indicatif::ProgressBar::new((warmup + runs) as u64);
     let mut times = Vec::with_capacity(runs);
+    let mut profiles = Vec::with_capacity(runs);
     for i in 0..warmup + runs {
         let start = Instant::now();
         let fwd = grads.forward(&graph, &inputs, &weights)?;
         let _ = grads.backward(&graph, &mut inputs, &weights, fwd, seeds.clone())?;
         if i >= warmup {
             times.push(start.elapsed());
+            profiles.push(grads.last_profiles());
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
     times.sort();
-    Ok((times[times.len() / 2], runs, grads.engine_name()))
+    let kernels = |which: usize| -> Vec<(String, Duration)> {
+        let Some(plan) = grads.plans().map(|p| if which == 0 { p.0 } else { p.1 }) else {
+            return Vec::new();
+        };
+        plan.kernels
+            .iter()
+            .enumerate()
+            .map(|(i, (id, k))| {
+                let mut ts: Vec<Duration> = profiles
+                    .iter()
+                    .filter_map(|p| p[which].as_ref()?.per_kernel.get(i).map(|x| x.1))
+                    .collect();
+                ts.sort();
+                (
+                    format!("{id} {}", crate::bench::template(k)),
+                    ts.get(ts.len() / 2).copied().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    Ok(StepTimes {
+        median: times[times.len() / 2],
+        runs,
+        engine: grads.engine_name(),
+        forward: kernels(0),
+        backward: kernels(1),
+    })
+}
+
+/// What `train_step_times` measured.
+pub struct StepTimes {
+    /// The median step.
+    pub median: Duration,
+    /// Timed steps.
+    pub runs: usize,
+    /// What ran them.
+    pub engine: String,
+    /// Each forward kernel with its median time (empty on the reference interpreter).
+    pub forward: Vec<(String, Duration)>,
+    /// Each backward kernel with its median time.
+    pub backward: Vec<(String, Duration)>,
 }

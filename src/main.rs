@@ -226,6 +226,9 @@ enum Stage {
     /// The backward module of the differentiated model (gradients of every weight), after
     /// the list of forward values it reads and their f32 bytes on the graph.
     Backward,
+    /// The kernel plans of a training step: the forward plan (outputs and saved values), then
+    /// the backward plan, compiled for the graph as `pigeon bench --train` runs them.
+    TrainPlans,
 }
 
 #[derive(Copy, Clone, ValueEnum, PartialEq)]
@@ -396,6 +399,26 @@ fn dump(file: &Path, req: &DumpRequest, model: &ModelArgs, opt: &OptArgs) -> Res
                 }
             }
             print_module(grads.modules().1);
+        }
+        Stage::TrainPlans => {
+            let module = pigeon::compile(&src, model.model.as_deref(), &model.params)?;
+            let graph = match &req.graph {
+                Some(spec) => load_graph(spec)?,
+                None => bail!("--stage train-plans needs --graph"),
+            };
+            let backend = Box::new(runtime::cpu::CpuBackend::default());
+            let grads = pigeon::train::Gradients::new(&module, &[])?.compile(
+                &graph,
+                &opt.options(),
+                backend,
+            )?;
+            let (forward, backward) = grads
+                .plans()
+                .ok_or_else(|| anyhow::anyhow!("the training step was not compiled"))?;
+            println!("// forward plan");
+            print!("{}", pigeon::ir::plan_text::print_plan(forward));
+            println!("\n// backward plan");
+            print!("{}", pigeon::ir::plan_text::print_plan(backward));
         }
         Stage::Opt | Stage::Plan => {
             let (stats, origin) = match &req.graph {

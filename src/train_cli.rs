@@ -8,11 +8,11 @@
 use crate::{load_graph, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
+use pigeon::ir::Module;
 use pigeon::runtime::optim::Optimizer;
+use pigeon::runtime::tensor::Tensor;
 use pigeon::runtime::weights::{save_tensors, WeightStore};
 use pigeon::runtime::HeteroGraph;
-use pigeon::ir::Module;
-use pigeon::runtime::tensor::Tensor;
 use pigeon::train::{Measure, Metrics, Params, TrainOptions, Trainer};
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -20,6 +20,7 @@ use pigeon::runtime::interp::interpret;
 use pigeon::runtime::rng::Rng;
 use pigeon::runtime::tensor::Tensor;
 use pigeon::runtime::weights::WeightStore;
+use pigeon::train::Gradients;
 
 /// Step of the central differences; f64 keeps truncation and rounding error near 1e-9.
 const H: f64 = 1e-5;
@@ -380,6 +381,118 @@ fn inter_level_passes_keep_backward_modules() {
         let got = interpret(&opt.module, &case.graph, &inputs, &case.weights).expect("opt bwd");
         for ((gn, gt), (_, wt)) in got.iter().zip(&want) {
             assert!(common::max_rel_err(&gt.data, &wt.data) < 1e-12, "{name}: {gn}");
+        }
+    }
+}
+
+#[test]
+fn training_steps_on_cpu_plans_keep_saved_values_on_the_back_end_and_match_the_reference() {
+    let mut kept_models = 0;
+    for (name, params) in zoo() {
+        let module = compile_zoo(name, &params);
+        let mut graphs = adversarial_graphs();
+        // Edges grouped by relation (as loaders that add one relation at a time give them)
+        // take the back end's in-place paths for relation segments.
+        graphs.extend([grouped_by_relation(&graphs[0]), grouped_by_relation(&graphs[3])]);
+        for (gi, graph) in graphs.into_iter().enumerate() {
+            let case = Case::new(module.clone(), graph, 21 + gi as u64);
+            let on = case.graph.name.clone();
+            // One step: forward, then backward from its results.
+            let step = |grads: &Gradients| {
+                let mut inputs = case.inputs.clone();
+                let fwd = grads.forward(&case.graph, &inputs, &case.weights).expect("forward");
+                let saved = fwd.outputs.iter().filter(|(n, _)| n.starts_with("saved:")).count();
+                let seeds = case.seeds.clone();
+                let out = grads.backward(&case.graph, &mut inputs, &case.weights, fwd, seeds);
+                (out.unwrap_or_else(|e| panic!("{name} on {on}: backward: {e}")), saved)
+            };
+            let (want, saved_on_host) = step(&Gradients::new(&module, &[]).expect("differentiate"));
+            for (precision, tol) in [(Precision::F64, 1e-10), (Precision::F32, 1e-4)] {
+                let backend = Box::new(CpuBackend::new(precision));
+                let grads = Gradients::new(&module, &[])
+                    .and_then(|g| g.compile(&case.graph, &Default::default(), backend))
+                    .unwrap_or_else(|e| panic!("{name} on {on}: {e}"));
+                // Twice: the second step reuses the buffers of the first (the pool).
+                for _ in 0..2 {
+                    let (got, saved) = step(&grads);
+                    assert_eq!(saved, 0, "{name} on {on}: saved values went through the host");
+                    assert_eq!(got.len(), want.len(), "{name} on {on}");
+                    for ((gn, gt), (wn, wt)) in got.iter().zip(&want) {
+                        assert_eq!(gn, wn);
+                        let scale = wt.data.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+                        let err = gt
+                            .data
+                            .iter()
+                            .zip(&wt.data)
+                            .fold(0.0f64, |m, (g, w)| m.max((g - w).abs() / scale));
+                        assert!(err < tol, "{name} on {on} ({precision:?}): {gn}: error {err:e}");
+                    }
+                }
+            }
+            kept_models += usize::from(saved_on_host > 0);
+        }
+    }
+    assert!(kept_models >= 8, "only {kept_models} model/graph pairs save values");
+}
+
+/// `g` with its edges sorted stably by relation, under a new name.
+fn grouped_by_relation(g: &HeteroGraph) -> HeteroGraph {
+    let mut order: Vec<usize> = (0..g.num_edges()).collect();
+    order.sort_by_key(|&e| g.rel[e]);
+    let pick = |v: &[u32]| order.iter().map(|&e| v[e]).collect();
+    HeteroGraph {
+        name: format!("{} by relation", g.name),
+        src: pick(&g.src),
+        dst: pick(&g.dst),
+        rel: pick(&g.rel),
+        ..g.clone()
+    }
+}
+
+/// One step of `grads` on `case`: the gradient outputs.
+fn train_step(case: &Case, grads: &Gradients) -> Vec<(String, Tensor)> {
+    let mut inputs = case.inputs.clone();
+    let fwd = grads.forward(&case.graph, &inputs, &case.weights).expect("forward");
+    grads
+        .backward(&case.graph, &mut inputs, &case.weights, fwd, case.seeds.clone())
+        .unwrap_or_else(|e| panic!("{} on {}: backward: {e}", case.module.name, case.graph.name))
+}
+
+#[test]
+fn wide_hgt_backward_gemms_that_scatter_into_sources_match_the_reference() {
+    use pigeon::ir::plan::{Kernel, StoreMode};
+    // 64 wide, the input gradients of `src.K @ k_rel[r]` are GEMMs adding into source rows
+    // (narrow layers take matvecs in traversals instead).
+    let module = compile_zoo("hgt", &[("in_dim".into(), 64), ("out_dim".into(), 64)]);
+    let spec = "synthetic:nodes=30,edges=120,relations=3,ntypes=2";
+    let base = pigeon::runtime::load_graph(spec).expect("synthetic graph");
+    let mut reversed = base.clone();
+    for v in [&mut reversed.src, &mut reversed.dst, &mut reversed.rel] {
+        v.reverse();
+    }
+    reversed.name = format!("{} reversed", base.name);
+    // Grouped by relation (in place) and not (gathered by the relation order).
+    for (gi, graph) in [grouped_by_relation(&base), reversed].into_iter().enumerate() {
+        let case = Case::new(module.clone(), graph, 31 + gi as u64);
+        let want = train_step(&case, &Gradients::new(&module, &[]).expect("differentiate"));
+        let backend = Box::new(CpuBackend::new(Precision::F64));
+        let grads = Gradients::new(&module, &[])
+            .and_then(|g| g.compile(&case.graph, &Default::default(), backend))
+            .expect("compile");
+        let scatters = grads.plans().is_some_and(|(_, bwd)| {
+            bwd.kernels
+                .values()
+                .any(|k| matches!(k, Kernel::Gemm(g) if g.store == StoreMode::AddIntoSrc))
+        });
+        assert!(scatters, "the backward plan has no GEMM adding into source rows");
+        for _ in 0..2 {
+            let got = train_step(&case, &grads);
+            for ((gn, gt), (_, wt)) in got.iter().zip(&want) {
+                let scale = wt.data.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+                let err =
+                    gt.data.iter().zip(&wt.data).fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
+                assert!(err / scale < 1e-10, "{}: {gn}: error {:e}", case.graph.name, err / scale);
+            }
         }
     }
 }

@@ -36,6 +36,17 @@ pub struct Execution {
     pub profile: Profile,
 }
 
+/// Outputs one execution left on its back end, in the back end's own element type and memory,
+/// for a later execution on the same back end to read as inputs of the same names: a training
+/// step's saved values, which then skip the round trip through f64 host tensors.
+pub struct Kept(pub(crate) Box<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kept(..)")
+    }
+}
+
 /// A plan executor.
 pub trait Backend {
     /// A short name for messages and reports (`cpu`, `cuda`).
@@ -53,4 +64,21 @@ pub trait Backend {
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
     ) -> Result<Execution>;
+
+    /// As [`Backend::execute`], except that the outputs whose names `keep` accepts are left on
+    /// the back end, in the returned [`Kept`], instead of being widened to f64 and returned,
+    /// and that inputs are read from `kept` (left by an earlier execution on this back end)
+    /// before `inputs`. The default keeps nothing: every output is returned.
+    fn execute_kept(
+        &self,
+        plan: &Plan,
+        graph: &HeteroGraph,
+        inputs: &[(String, Tensor)],
+        weights: &WeightStore,
+        kept: Option<Kept>,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(Execution, Option<Kept>)> {
+        let _ = (kept, keep);
+        Ok((self.execute(plan, graph, inputs, weights)?, None))
+    }
 }

@@ -161,7 +161,7 @@ impl<'g> Trainer<'g> {
         self.params.set_dropout(true);
         let (g, p) = (self.graph, &self.params);
         let outs = self.grads.forward(g, p.inputs(), &p.weights)?;
-        let logits = find(&outs, &self.output)?;
+        let logits = find(&outs.outputs, &self.output)?;
         let (loss, dlogits) = self.splits.loss(logits)?;
         let metrics = match before {
             Some(m) => Metrics { loss, ..m },
@@ -179,7 +179,7 @@ impl<'g> Trainer<'g> {
     pub fn evaluate(&self) -> Result<Metrics, Error> {
         let p = &self.params;
         let outs = self.grads.forward(self.graph, p.inputs(), &p.weights)?;
-        let logits = find(&outs, &self.output)?;
+        let logits = find(&outs.outputs, &self.output)?;
         let (loss, _) = self.splits.loss(logits)?;
         self.metrics(logits, loss)
     }

@@ -103,7 +103,7 @@ impl<'g> LinkTrainer<'g> {
         self.params.set_dropout(true);
         let (g, p) = (self.graph, &self.params);
         let outs = self.grads.forward(g, p.inputs(), &p.weights)?;
-        let emb = find(&outs, &self.output)?;
+        let emb = find(&outs.outputs, &self.output)?;
         let train = &self.splits.train;
         let positives: Vec<Triple> = if self.link.batch >= train.len() {
             train.clone()
@@ -126,7 +126,7 @@ impl<'g> LinkTrainer<'g> {
     pub fn evaluate(&self, split: LinkSplit, limit: Option<usize>) -> Result<Ranking, Error> {
         let p = &self.params;
         let outs = self.grads.forward(self.graph, p.inputs(), &p.weights)?;
-        let emb = find(&outs, &self.output)?;
+        let emb = find(&outs.outputs, &self.output)?;
         let triples = match split {
             LinkSplit::Valid => &self.splits.valid,
             LinkSplit::Test => &self.splits.test,

@@ -27,7 +27,7 @@ use pigeon_ir::plan::Plan;
 use pigeon_ir::{GraphStats, Module};
 use pigeon_passes::autodiff::{self, Differentiated, Saved, Split};
 use pigeon_passes::Options;
-use pigeon_runtime::backend::Backend;
+use pigeon_runtime::backend::{Backend, Kept, Profile};
 use pigeon_runtime::bind::{bind_inputs, BindingSource};
 use pigeon_runtime::cpu::{CpuBackend, Precision};
 use pigeon_runtime::graph::HeteroGraph;
@@ -36,6 +36,7 @@ use pigeon_runtime::optim::{OptState, Optimizer};
 use pigeon_runtime::tensor::Tensor;
 use pigeon_runtime::weights::WeightStore;
 use pigeon_runtime::RuntimeError;
+use std::sync::Mutex;
 
 /// What runs the forward and backward modules.
 enum Engine {
@@ -50,6 +51,8 @@ pub struct Gradients {
     diff: Differentiated,
     split: Split,
     engine: Engine,
+    /// The profiles of the last forward and backward plan executions (for `pigeon bench`).
+    profiles: Mutex<[Option<Profile>; 2]>,
 }
 
 impl Gradients {
@@ -58,7 +61,7 @@ impl Gradients {
     pub fn new(module: &Module, inputs: &[&str]) -> Result<Self, Error> {
         let diff = autodiff::differentiate(module, inputs)?;
         let split = autodiff::split(&diff)?;
-        Ok(Gradients { diff, split, engine: Engine::Reference })
+        Ok(Gradients { diff, split, engine: Engine::Reference, profiles: Mutex::default() })
     }
 
     /// Compiles the forward and backward modules for `graph` with `options` and runs them on
@@ -88,6 +91,12 @@ impl Gradients {
         }
     }
 
+    /// The profiles of the last forward and of the last backward execution, when they ran as
+    /// plans.
+    pub fn last_profiles(&self) -> [Option<Profile>; 2] {
+        self.profiles.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
     /// What runs the passes, for reports.
     pub fn engine_name(&self) -> String {
         match &self.engine {
@@ -98,34 +107,44 @@ impl Gradients {
         }
     }
 
-    /// Runs the forward (`backward == false`) or backward module.
+    /// Runs the forward module (`kept` is `None`) or the backward module, reading the saved
+    /// values a forward plan left on the back end from `kept`. A forward plan keeps its saved
+    /// values on the back end (in its element type, no round trip through f64).
     fn run(
         &self,
         backward: bool,
         graph: &HeteroGraph,
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
-    ) -> Result<Vec<(String, Tensor)>, Error> {
+        kept: Option<Kept>,
+    ) -> Result<Forward, Error> {
         Ok(match &self.engine {
             Engine::Reference => {
                 let m = if backward { &self.split.backward } else { &self.split.forward };
-                interpret(m, graph, inputs, weights)?
+                Forward { outputs: interpret(m, graph, inputs, weights)?, kept: None }
             }
             Engine::Plans { forward, backward: bwd, backend } => {
                 let plan = if backward { bwd } else { forward };
-                backend.execute(plan, graph, inputs, weights)?.outputs
+                let keep = |name: &str| !backward && name.starts_with(autodiff::SAVED);
+                let (exec, kept) =
+                    backend.execute_kept(plan, graph, inputs, weights, kept, &keep)?;
+                if let Ok(mut last) = self.profiles.lock() {
+                    last[usize::from(backward)] = Some(exec.profile);
+                }
+                Forward { outputs: exec.outputs, kept }
             }
         })
     }
 
-    /// The forward pass: the model's outputs, then the saved values.
+    /// The forward pass: the model's outputs, then the saved values (those a plan back end
+    /// keeps are in [`Forward`] but not among its outputs).
     pub fn forward(
         &self,
         graph: &HeteroGraph,
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
-    ) -> Result<Vec<(String, Tensor)>, Error> {
-        self.run(false, graph, inputs, weights)
+    ) -> Result<Forward, Error> {
+        self.run(false, graph, inputs, weights, None)
     }
 
     /// The backward pass from the forward pass's results `forward` and one seed (the loss's
@@ -137,11 +156,12 @@ impl Gradients {
         graph: &HeteroGraph,
         inputs: &mut Vec<(String, Tensor)>,
         weights: &WeightStore,
-        forward: Vec<(String, Tensor)>,
+        forward: Forward,
         mut seeds: Vec<(String, Tensor)>,
     ) -> Result<Vec<(String, Tensor)>, Error> {
         let base = inputs.len();
-        for (out, t) in &forward {
+        let Forward { outputs, kept } = forward;
+        for (out, t) in &outputs {
             if let Some((_, seed)) = self.diff.seeds.iter().find(|(o, _)| o == out) {
                 let value = match seeds.iter().position(|(n, _)| n == out) {
                     Some(i) => seeds.swap_remove(i).1,
@@ -150,10 +170,10 @@ impl Gradients {
                 inputs.push((seed.clone(), value));
             }
         }
-        inputs.extend(forward.into_iter().filter(|(n, _)| n.starts_with(autodiff::SAVED)));
-        let result = self.run(true, graph, inputs, weights);
+        inputs.extend(outputs.into_iter().filter(|(n, _)| n.starts_with(autodiff::SAVED)));
+        let result = self.run(true, graph, inputs, weights, kept);
         inputs.truncate(base);
-        result
+        Ok(result?.outputs)
     }
 
     /// The name of the gradient output of each weight, in declaration order.
@@ -175,6 +195,16 @@ impl Gradients {
     pub fn saved(&self, stats: &GraphStats) -> Vec<(Saved, usize)> {
         self.split.saved.iter().map(|s| (s.clone(), s.bytes(stats))).collect()
     }
+}
+
+/// The results of a forward pass: the model's outputs and the saved values the backward pass
+/// reads, some of which may stay on the back end that computed them.
+#[derive(Debug)]
+pub struct Forward {
+    /// The outputs returned to the host, by name.
+    pub outputs: Vec<(String, Tensor)>,
+    /// Saved values left on the plan back end.
+    kept: Option<Kept>,
 }
 
 /// How to train.

@@ -1,10 +1,20 @@
-//! Evaluation of a compiled traversal body over one group of rows (a chunk of rows, or one
-//! destination node's incoming edges), statement by statement: an edge-level statement runs
-//! for every row of the group, reading that row's registers and the group's node registers;
-//! softmax and aggregation reduce across the group; node-level statements run once.
+//! Evaluation of a compiled traversal body over one group of rows: a chunk of rows of a row
+//! traversal, or the incoming edges of a run of consecutive destination nodes. The body runs
+//! statement by statement, each statement over all the group's rows at once (the operator is
+//! matched once per group, not once per row): an edge-level statement runs for every row,
+//! reading that row's registers and its node's registers; softmax and aggregation reduce over
+//! each node's edges; node-level statements run once per node.
+//!
+//! Registers live in one scratch vector per task, register-major: the node registers first
+//! (register `r` of node `i` at `r.off * m + i * r.width` for `m` nodes), then the edge
+//! registers (register `r` of row `j` at `m * node_width + r.off * n + j * r.width` for `n`
+//! rows). An element-wise statement over registers of one width is then one contiguous loop,
+//! and every operand of a statement lies below its result, so a statement's result and its
+//! operands are disjoint slices of the scratch.
 
-use super::float::{unary, unary_grad, Float};
+use super::float::Float;
 use super::index::RowMap;
+use super::rowops::{binary, dot, matvec, reduce, sum, unary_all, unary_grad_all};
 use super::Raw;
 use pigeon_ir::plan::Level;
 use pigeon_ir::shape::LinearForm;
@@ -108,23 +118,50 @@ pub(super) struct Body<'a, T> {
     pub edge_width: usize,
     pub node_width: usize,
     pub rel: &'a [u32],
+    /// Per statement, whether it is a load that statements read straight from its buffer
+    /// (set by [`Body::with_direct_loads`]).
+    pub direct: Vec<bool>,
 }
 
-/// Which rows a group holds.
+/// The rows of one group.
 #[derive(Copy, Clone)]
-pub(super) enum Ids<'a> {
-    /// Rows `lo..lo + n`.
-    Range(usize),
-    /// These edge ids.
-    Slice(&'a [u32]),
+pub(super) enum Span<'a> {
+    /// Rows `lo..lo + n` of a row traversal.
+    Rows { lo: usize, n: usize },
+    /// The incoming edges `edges` of nodes `first..first + offsets.len() - 1`, whose in-CSR
+    /// offsets are `offsets` (node `first + i` holds `edges[offsets[i] - offsets[0]..]` up to
+    /// `offsets[i + 1] - offsets[0]`).
+    Nodes { first: usize, offsets: &'a [usize], edges: &'a [u32] },
 }
 
-impl Ids<'_> {
-    #[inline]
-    fn get(&self, j: usize) -> usize {
+impl Span<'_> {
+    /// Number of (edge) rows.
+    fn rows(&self) -> usize {
         match self {
-            Ids::Range(lo) => lo + j,
-            Ids::Slice(s) => s[j] as usize,
+            Span::Rows { n, .. } => *n,
+            Span::Nodes { edges, .. } => edges.len(),
+        }
+    }
+    /// Number of nodes.
+    fn nodes(&self) -> usize {
+        match self {
+            Span::Rows { .. } => 0,
+            Span::Nodes { offsets, .. } => offsets.len().saturating_sub(1),
+        }
+    }
+    /// The id of row `j`.
+    #[inline]
+    fn id(&self, j: usize) -> usize {
+        match self {
+            Span::Rows { lo, .. } => lo + j,
+            Span::Nodes { edges, .. } => edges[j] as usize,
+        }
+    }
+    /// Rows of local node `i`.
+    fn of_node(&self, i: usize) -> std::ops::Range<usize> {
+        match self {
+            Span::Rows { n, .. } => 0..*n,
+            Span::Nodes { offsets, .. } => offsets[i] - offsets[0]..offsets[i + 1] - offsets[0],
         }
     }
 }
@@ -132,126 +169,321 @@ impl Ids<'_> {
 /// Per-task scratch, reused across groups.
 #[derive(Default)]
 pub(super) struct Group<T> {
-    edge: Vec<T>,
-    node: Vec<T>,
+    regs: Vec<T>,
+    /// The local node of each row.
+    node_of: Vec<u32>,
     perm: Vec<(u32, u32)>,
+    tmp: Vec<T>,
+}
+
+/// Where a statement finds an operand's row `j` (the statement's row, or at edge level of a
+/// node-level operand, the local node of edge row `j`, when `per_node`).
+#[derive(Copy, Clone)]
+struct Opnd<'m, 'a, T> {
+    width: usize,
+    per_node: bool,
+    src: Src<'m, 'a, T>,
+}
+
+/// An operand in the scratch, or a load read straight from its buffer.
+#[derive(Copy, Clone)]
+enum Src<'m, 'a, T> {
+    /// At `base + row * width` in the scratch.
+    Scratch { base: usize },
+    /// Row `map(id)` of `view`, `id` the load's row: an edge or row id of the span (edge
+    /// level), or a node id (node level).
+    Buffer { view: Raw<T>, map: &'m RowMap<'a>, node_level: bool, span: Span<'m>, first: usize },
+}
+
+impl<'m, 'a, T: Float> Opnd<'m, 'a, T> {
+    #[inline(always)]
+    fn row<'s>(&'s self, regs: &'s [T], j: usize, node_of: &[u32]) -> &'s [T] {
+        let r = if self.per_node { node_of[j] as usize } else { j };
+        match self.src {
+            Src::Scratch { base } => &regs[base + r * self.width..base + (r + 1) * self.width],
+            Src::Buffer { view, map, node_level, span, first } => {
+                let id = if node_level { first + r } else { span.id(r) };
+                // SAFETY: loads read straight from their buffer only when this kernel does
+                // not write its storage (`Body::with_direct_loads`).
+                let row = unsafe { view.row(map.get(id)) };
+                // SAFETY: `view` is a copy of a view of storage that outlives the kernel.
+                unsafe { std::slice::from_raw_parts(row.as_ptr(), row.len()) }
+            }
+        }
+    }
+    /// All `count` rows as one slice, when they are consecutive.
+    fn all<'s>(&'s self, regs: &'s [T], count: usize) -> Option<&'s [T]> {
+        if self.per_node {
+            return None;
+        }
+        match self.src {
+            Src::Scratch { base } => Some(&regs[base..base + count * self.width]),
+            Src::Buffer { view, map: RowMap::Identity, node_level: false, span, .. } => {
+                match span {
+                    // SAFETY: as in `row`.
+                    Span::Rows { lo, .. } => Some(unsafe {
+                        let rows = view.rows(lo, count);
+                        std::slice::from_raw_parts(rows.as_ptr(), rows.len())
+                    }),
+                    Span::Nodes { .. } => None,
+                }
+            }
+            Src::Buffer { .. } => None,
+        }
+    }
+}
+
+/// Where the registers of a group start.
+#[derive(Copy, Clone)]
+struct Layout {
+    /// Rows and nodes.
+    n: usize,
+    m: usize,
+    /// Start of the edge registers.
+    edge_base: usize,
+}
+
+impl Layout {
+    fn base(&self, r: &Reg) -> usize {
+        match r.level {
+            Level::Edge => self.edge_base + r.off * self.n,
+            Level::Node => r.off * self.m,
+        }
+    }
 }
 
 impl<'a, T: Float> Body<'a, T> {
-    /// Evaluates the body over `n` rows `ids` (and node `node` in node-parallel traversals).
-    pub fn run(&self, g: &mut Group<T>, ids: Ids, n: usize, node: Option<usize>) {
-        let w = self.edge_width;
-        g.edge.resize(n * w, T::ZERO);
-        g.node.resize(self.node_width, T::ZERO);
-        for (reg, op) in self.regs.iter().zip(&self.ops) {
-            match (op, reg.level) {
-                (SOp::Softmax(x), _) => self.softmax(g, n, &self.regs[*x], reg),
-                (SOp::GroupSize(group), _) => self.group_size(g, ids, n, *group, reg),
-                (SOp::MaxGrad { group, x, dy }, _) => {
+    /// Marks the loads that need no copy into the scratch: those of buffers whose storage no
+    /// store of this body writes (the others must be read before the body's stores, in
+    /// statement order).
+    pub fn with_direct_loads(mut self) -> Self {
+        let written: Vec<*mut T> = self
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                SOp::Store { view, .. } => Some(view.ptr()),
+                _ => None,
+            })
+            .collect();
+        // Group statements read their operands from the scratch.
+        let mut in_scratch = vec![false; self.ops.len()];
+        for op in &self.ops {
+            match op {
+                SOp::Softmax(x) | SOp::Aggregate { x, .. } => in_scratch[*x] = true,
+                SOp::MaxGrad { x, dy, .. } => {
+                    in_scratch[*x] = true;
+                    in_scratch[*dy] = true;
+                }
+                _ => {}
+            }
+        }
+        self.direct = (self.ops.iter().zip(&in_scratch))
+            .map(|(op, &scratch)| {
+                !scratch && matches!(op, SOp::Load { view, .. } if !written.contains(&view.ptr()))
+            })
+            .collect();
+        self
+    }
+
+    /// Evaluates the body over the rows of `span`.
+    pub fn run(&self, g: &mut Group<T>, span: Span) {
+        let (n, m) = (span.rows(), span.nodes());
+        let lay = Layout { n, m, edge_base: m * self.node_width };
+        g.regs.resize(lay.edge_base + n * self.edge_width, T::ZERO);
+        g.node_of.clear();
+        for i in 0..m {
+            let rows = span.of_node(i);
+            g.node_of.extend(rows.map(|_| i as u32));
+        }
+        for ((reg, op), &direct) in self.regs.iter().zip(&self.ops).zip(&self.direct) {
+            match op {
+                SOp::Load { .. } if direct => {}
+                SOp::Softmax(x) => self.softmax(g, span, lay, &self.regs[*x], reg),
+                SOp::GroupSize(group) => self.group_size(g, span, lay, *group, reg),
+                SOp::MaxGrad { group, x, dy } => {
                     let (x, dy) = (&self.regs[*x], &self.regs[*dy]);
-                    self.max_grad(g, ids, n, *group, (x, dy), reg)
+                    self.max_grad(g, span, lay, *group, (x, dy), reg)
                 }
-                (SOp::Aggregate { op, group, x }, _) => {
-                    self.aggregate(g, ids, n, *op, *group, &self.regs[*x], reg)
+                SOp::Aggregate { op, group, x } => {
+                    self.aggregate(g, span, lay, *op, *group, &self.regs[*x], reg)
                 }
-                (_, Level::Edge) => {
-                    for j in 0..n {
-                        let (lo, hi) = g.edge[j * w..(j + 1) * w].split_at_mut(reg.off);
-                        let node_regs = &g.node;
-                        let get = |r: usize| {
-                            let x = &self.regs[r];
-                            let src = if x.level == Level::Edge { &*lo } else { &node_regs[..] };
-                            &src[x.off..x.off + x.width]
-                        };
-                        self.eval(op, &mut hi[..reg.width], &get, ids.get(j), node);
-                    }
-                }
-                (_, Level::Node) => {
-                    let (lo, hi) = g.node.split_at_mut(reg.off);
-                    let get = |r: usize| {
-                        let x = &self.regs[r];
-                        &lo[x.off..x.off + x.width]
-                    };
-                    let i = node.unwrap_or(0);
-                    self.eval(op, &mut hi[..reg.width], &get, i, node);
-                }
+                _ => self.eval(g, span, lay, op, reg),
             }
         }
     }
 
-    /// Evaluates a row-local statement into `out`; `row` is the statement's row (edge, row or
-    /// node id), `node` the group's node.
-    fn eval<'r>(
-        &self,
-        op: &SOp<T>,
-        out: &mut [T],
-        get: &dyn Fn(usize) -> &'r [T],
-        row: usize,
-        node: Option<usize>,
-    ) where
-        T: 'r,
-    {
+    /// Evaluates a row-local statement for every row (edge level) or node (node level) of the
+    /// group into its register `out`.
+    fn eval(&self, g: &mut Group<T>, span: Span, lay: Layout, op: &SOp<T>, out: &Reg) {
+        let edge = out.level == Level::Edge;
+        let count = if edge { lay.n } else { lay.m };
+        let first = match span {
+            Span::Nodes { first, .. } => first,
+            Span::Rows { .. } => 0,
+        };
+        // The statement's row id: an edge or row id, or a node id.
+        let id = |j: usize| if edge { span.id(j) } else { first + j };
+        let node_of = &g.node_of[..];
+        let base = lay.base(out);
+        let (lo, hi) = g.regs.split_at_mut(base);
+        let lo = &*lo;
+        let w = out.width;
+        let res = &mut hi[..count * w];
+        let opnd = |r: usize| {
+            let x = &self.regs[r];
+            let per_node = edge && x.level == Level::Node;
+            let src = match &self.ops[r] {
+                SOp::Load { view, map } if self.direct[r] => Src::Buffer {
+                    view: *view,
+                    map,
+                    node_level: x.level == Level::Node,
+                    span,
+                    first,
+                },
+                _ => Src::Scratch { base: lay.base(x) },
+            };
+            Opnd { width: x.width, per_node, src }
+        };
         match op {
             // SAFETY (loads, matvec): these buffers are not written by this kernel, or only
             // through this very row (access rules).
-            SOp::Load { view, map } => out.copy_from_slice(unsafe { view.row(map.get(row)) }),
-            SOp::Const(c) => out[0] = *c,
-            SOp::Unary(f, x) => {
-                for (o, &v) in out.iter_mut().zip(get(*x)) {
-                    *o = unary(*f, v);
-                }
-            }
-            SOp::Binary { op, a, b, ia, ib } => binary(*op, get(*a), get(*b), ia, ib, out),
-            SOp::Dot { a, b, k, ia, ib } => {
-                let (xa, xb) = (get(*a), get(*b));
-                for ((o, &pa), &pb) in out.iter_mut().zip(ia).zip(ib) {
-                    let (ra, rb) = (&xa[pa * k..(pa + 1) * k], &xb[pb * k..(pb + 1) * k]);
-                    *o = ra.iter().zip(rb).fold(T::ZERO, |s, (&p, &q)| s + p * q);
-                }
-            }
-            SOp::Copy(x) => out.copy_from_slice(get(*x)),
-            SOp::UnaryGrad { op, x, dy } => {
-                for ((o, &v), &d) in out.iter_mut().zip(get(*x)).zip(get(*dy)) {
-                    *o = unary_grad(*op, v, d);
-                }
-            }
-            SOp::SumTo { x, to } => {
-                out.iter_mut().for_each(|o| *o = T::ZERO);
-                for (&v, &t) in get(*x).iter().zip(to) {
-                    out[t] += v;
-                }
-            }
-            SOp::Permute { x, from } => {
-                let x = get(*x);
-                for (o, &f) in out.iter_mut().zip(from) {
-                    *o = x[f];
-                }
-            }
-            SOp::Concat { xs, lead } => {
-                let mut at = 0;
-                for l in 0..*lead {
-                    for &(x, width) in xs {
-                        out[at..at + width].copy_from_slice(&get(x)[l * width..(l + 1) * width]);
-                        at += width;
+            SOp::Load { view, map } => {
+                if let (Span::Rows { lo: first_row, .. }, RowMap::Identity) = (span, map) {
+                    res.copy_from_slice(unsafe { view.rows(first_row, count) });
+                } else {
+                    for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate().take(count) {
+                        o.copy_from_slice(unsafe { view.row(map.get(id(j))) });
                     }
                 }
             }
-            SOp::MatVec { x, w, map, form } => {
-                matvec(form, get(*x), unsafe { w.row(map.get(row)) }, out)
+            SOp::Const(c) => res.iter_mut().for_each(|o| *o = *c),
+            SOp::Unary(f, x) => {
+                let x = opnd(*x);
+                match x.all(lo, count) {
+                    Some(xs) => unary_all(*f, xs, res),
+                    None => {
+                        for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                            unary_all(*f, x.row(lo, j, node_of), o);
+                        }
+                    }
+                }
+            }
+            SOp::UnaryGrad { op, x, dy } => {
+                let (x, dy) = (opnd(*x), opnd(*dy));
+                match (x.all(lo, count), dy.all(lo, count)) {
+                    (Some(xs), Some(ds)) => unary_grad_all(*op, xs, ds, res),
+                    _ => {
+                        for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                            unary_grad_all(*op, x.row(lo, j, node_of), dy.row(lo, j, node_of), o);
+                        }
+                    }
+                }
+            }
+            SOp::Binary { op, a, b, ia, ib } => {
+                let (a, b) = (opnd(*a), opnd(*b));
+                let same = a.width == w && b.width == w;
+                match (a.all(lo, count), b.all(lo, count)) {
+                    (Some(xa), Some(xb)) if same => binary(*op, xa, xb, &[], &[], res),
+                    _ => {
+                        for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                            binary(*op, a.row(lo, j, node_of), b.row(lo, j, node_of), ia, ib, o);
+                        }
+                    }
+                }
+            }
+            SOp::Dot { a, b, k, ia, ib } => {
+                let (a, b) = (opnd(*a), opnd(*b));
+                for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                    let (xa, xb) = (a.row(lo, j, node_of), b.row(lo, j, node_of));
+                    for ((o, &pa), &pb) in o.iter_mut().zip(ia).zip(ib) {
+                        let (ra, rb) = (&xa[pa * k..(pa + 1) * k], &xb[pb * k..(pb + 1) * k]);
+                        *o = dot(ra, rb);
+                    }
+                }
+            }
+            SOp::Copy(x) => {
+                let x = opnd(*x);
+                match x.all(lo, count) {
+                    Some(xs) => res.copy_from_slice(xs),
+                    None => {
+                        for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                            o.copy_from_slice(x.row(lo, j, node_of));
+                        }
+                    }
+                }
+            }
+            SOp::SumTo { x, to } => {
+                let x = opnd(*x);
+                // Sums over trailing axes (`to[i] = i / block`, a scalar result included) add
+                // contiguous blocks; other shapes scatter element by element.
+                let block = x.width / w.max(1);
+                let blocks = block > 0 && to.iter().enumerate().all(|(i, &t)| t == i / block);
+                for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                    let xs = x.row(lo, j, node_of);
+                    if blocks {
+                        for (o, b) in o.iter_mut().zip(xs.chunks_exact(block)) {
+                            *o = sum(b);
+                        }
+                    } else {
+                        o.iter_mut().for_each(|o| *o = T::ZERO);
+                        for (&v, &t) in xs.iter().zip(to) {
+                            o[t] += v;
+                        }
+                    }
+                }
+            }
+            SOp::Permute { x, from } => {
+                let x = opnd(*x);
+                for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                    let x = x.row(lo, j, node_of);
+                    for (o, &f) in o.iter_mut().zip(from) {
+                        *o = x[f];
+                    }
+                }
+            }
+            SOp::Concat { xs, lead } => {
+                let parts: Vec<(Opnd<T>, usize)> =
+                    xs.iter().map(|&(x, wd)| (opnd(x), wd)).collect();
+                for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                    let mut at = 0;
+                    for l in 0..*lead {
+                        for &(x, width) in &parts {
+                            let x = x.row(lo, j, node_of);
+                            o[at..at + width].copy_from_slice(&x[l * width..(l + 1) * width]);
+                            at += width;
+                        }
+                    }
+                }
+            }
+            SOp::MatVec { x, w: wv, map, form } => {
+                let x = opnd(*x);
+                for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                    matvec(form, x.row(lo, j, node_of), unsafe { wv.row(map.get(id(j))) }, o)
+                }
             }
             SOp::Store { view, x, kind } => {
-                let v = get(*x);
-                let i = node.unwrap_or(0);
-                // SAFETY: edge rows belong to one group; node rows to their node's task; the
-                // atomic destination rows are only touched by atomic adds (access rules).
-                unsafe {
-                    match kind {
-                        StoreKind::Write => view.row_mut(row).copy_from_slice(v),
-                        StoreKind::WriteNode => view.row_mut(i).copy_from_slice(v),
-                        StoreKind::AddNode => {
-                            view.row_mut(i).iter_mut().zip(v).for_each(|(o, &x)| *o += x)
+                let x = opnd(*x);
+                for j in 0..count {
+                    let v = x.row(lo, j, node_of);
+                    // The node the row belongs to: itself at node level, its local node's id
+                    // at edge level (the destination of an edge of a grouped traversal).
+                    let node = if edge {
+                        first + node_of.get(j).copied().unwrap_or(0) as usize
+                    } else {
+                        first + j
+                    };
+                    // SAFETY: edge rows belong to one group; node rows to their node's task;
+                    // the atomic destination rows are only touched by atomic adds (access
+                    // rules).
+                    unsafe {
+                        match kind {
+                            StoreKind::Write => view.row_mut(id(j)).copy_from_slice(v),
+                            StoreKind::WriteNode => view.row_mut(node).copy_from_slice(v),
+                            StoreKind::AddNode => {
+                                view.row_mut(node).iter_mut().zip(v).for_each(|(o, &x)| *o += x)
+                            }
+                            StoreKind::AddAtomic(at) => view.add_atomic(at[id(j)] as usize, v),
                         }
-                        StoreKind::AddAtomic(at) => view.add_atomic(at[row] as usize, v),
                     }
                 }
             }
@@ -259,228 +491,132 @@ impl<'a, T: Float> Body<'a, T> {
         }
     }
 
-    /// Softmax of edge register `x` over the group's rows into `out`, per element, shifted by
+    /// Softmax of edge register `x` over each node's rows into `out`, per element, shifted by
     /// the maximum.
-    fn softmax(&self, g: &mut Group<T>, n: usize, x: &Reg, out: &Reg) {
-        let w = self.edge_width;
-        let e = &mut g.edge;
-        for k in 0..x.width {
-            let max = (0..n).fold(T::NEG_INFINITY, |m, j| m.max(e[j * w + x.off + k]));
-            let mut total = T::ZERO;
-            for j in 0..n {
-                let v = (e[j * w + x.off + k] - max).exp();
-                e[j * w + out.off + k] = v;
-                total += v;
+    fn softmax(&self, g: &mut Group<T>, span: Span, lay: Layout, x: &Reg, out: &Reg) {
+        let (xb, ob, w) = (lay.base(x), lay.base(out), x.width);
+        let (lo, hi) = g.regs.split_at_mut(ob);
+        let tmp = &mut g.tmp;
+        for i in 0..span.nodes() {
+            let rows = span.of_node(i);
+            if rows.is_empty() {
+                continue;
             }
-            for j in 0..n {
-                let v = e[j * w + out.off + k];
-                e[j * w + out.off + k] = v / total;
+            tmp.clear();
+            tmp.resize(2 * w, T::ZERO);
+            let (max, total) = tmp.split_at_mut(w);
+            max.iter_mut().for_each(|v| *v = T::NEG_INFINITY);
+            for j in rows.clone() {
+                for (mx, &v) in max.iter_mut().zip(&lo[xb + j * w..xb + (j + 1) * w]) {
+                    *mx = mx.max(v);
+                }
+            }
+            for j in rows.clone() {
+                let xs = &lo[xb + j * w..xb + (j + 1) * w];
+                let os = &mut hi[(j * w)..(j + 1) * w];
+                for (((o, &v), &mx), t) in os.iter_mut().zip(xs).zip(&*max).zip(total.iter_mut()) {
+                    *o = (v - mx).exp();
+                    *t += *o;
+                }
+            }
+            for j in rows {
+                for (o, &t) in hi[j * w..(j + 1) * w].iter_mut().zip(&*total) {
+                    *o = *o / t;
+                }
             }
         }
     }
 
-    /// The group's rows as runs of one aggregation group each: all rows, or the rows of each
-    /// relation (in `g.perm`, sorted by relation and then position).
-    fn runs(&self, g: &mut Group<T>, ids: Ids, n: usize, group: AggGroup) {
-        g.perm.clear();
+    /// The rows of local node `i` as runs of one aggregation group each: all rows, or the rows
+    /// of each relation (in `g.perm`, sorted by relation and then position).
+    fn runs(&self, perm: &mut Vec<(u32, u32)>, span: Span, i: usize, group: AggGroup) {
+        perm.clear();
+        let rows = span.of_node(i);
         match group {
-            AggGroup::All => g.perm.extend((0..n).map(|j| (0, j as u32))),
+            AggGroup::All => perm.extend(rows.map(|j| (0, j as u32))),
             AggGroup::PerRelation => {
-                g.perm.extend((0..n).map(|j| (self.rel[ids.get(j)], j as u32)));
-                g.perm.sort_unstable();
+                perm.extend(rows.map(|j| (self.rel[span.id(j)], j as u32)));
+                perm.sort_unstable();
             }
         }
     }
 
     /// The size of each row's aggregation group into scalar edge register `out`.
-    fn group_size(&self, g: &mut Group<T>, ids: Ids, n: usize, group: AggGroup, out: &Reg) {
-        self.runs(g, ids, n, group);
-        let w = self.edge_width;
-        for run in g.perm.chunk_by(|a, b| a.0 == b.0) {
-            let size = T::from_f64(run.len() as f64);
-            for &(_, j) in run {
-                g.edge[j as usize * w + out.off] = size;
-            }
-        }
-    }
-
-    /// Per element, `dy` on the group's first row attaining the maximum of `x`, 0 elsewhere.
-    fn max_grad(
-        &self,
-        g: &mut Group<T>,
-        ids: Ids,
-        n: usize,
-        group: AggGroup,
-        (x, dy): (&Reg, &Reg),
-        out: &Reg,
-    ) {
-        self.runs(g, ids, n, group);
-        let w = self.edge_width;
-        let (perm, e) = (&g.perm, &mut g.edge);
-        for j in 0..n {
-            e[j * w + out.off..j * w + out.off + out.width].iter_mut().for_each(|v| *v = T::ZERO);
-        }
-        for run in perm.chunk_by(|a, b| a.0 == b.0) {
-            for k in 0..x.width {
-                let at = |j: u32| e[j as usize * w + x.off + k];
-                let first =
-                    run.iter().map(|&(_, j)| j).fold(None, |best: Option<u32>, j| match best {
-                        Some(b) if at(b) >= at(j) => Some(b),
-                        _ => Some(j),
-                    });
-                if let Some(j) = first {
-                    let j = j as usize;
-                    e[j * w + out.off + k] = e[j * w + dy.off + k];
+    fn group_size(&self, g: &mut Group<T>, span: Span, lay: Layout, group: AggGroup, out: &Reg) {
+        let ob = lay.base(out);
+        for i in 0..span.nodes() {
+            self.runs(&mut g.perm, span, i, group);
+            for run in g.perm.chunk_by(|a, b| a.0 == b.0) {
+                let size = T::from_f64(run.len() as f64);
+                for &(_, j) in run {
+                    g.regs[ob + j as usize] = size;
                 }
             }
         }
     }
 
-    /// Reduces edge register `x` over the group's rows into node register `out`.
+    /// Per element, `dy` on the first row of each group attaining the maximum of `x`, 0
+    /// elsewhere.
+    fn max_grad(
+        &self,
+        g: &mut Group<T>,
+        span: Span,
+        lay: Layout,
+        group: AggGroup,
+        (x, dy): (&Reg, &Reg),
+        out: &Reg,
+    ) {
+        let (xb, db, ob, w) = (lay.base(x), lay.base(dy), lay.base(out), x.width);
+        g.regs[ob..ob + lay.n * w].iter_mut().for_each(|v| *v = T::ZERO);
+        for i in 0..span.nodes() {
+            self.runs(&mut g.perm, span, i, group);
+            let (perm, e) = (&g.perm, &mut g.regs);
+            for run in perm.chunk_by(|a, b| a.0 == b.0) {
+                for k in 0..w {
+                    let at = |j: u32| e[xb + j as usize * w + k];
+                    let first =
+                        run.iter().map(|&(_, j)| j).fold(None, |best: Option<u32>, j| match best {
+                            Some(b) if at(b) >= at(j) => Some(b),
+                            _ => Some(j),
+                        });
+                    if let Some(j) = first {
+                        let j = j as usize;
+                        e[ob + j * w + k] = e[db + j * w + k];
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reduces edge register `x` over each node's rows into node register `out`.
     #[allow(clippy::too_many_arguments)]
     fn aggregate(
         &self,
         g: &mut Group<T>,
-        ids: Ids,
-        n: usize,
+        span: Span,
+        lay: Layout,
         op: AggOp,
         group: AggGroup,
         x: &Reg,
         out: &Reg,
     ) {
-        let w = self.edge_width;
-        let (edge, node) = (&g.edge, &mut g.node);
-        let acc = &mut node[out.off..out.off + out.width];
-        acc.iter_mut().for_each(|a| *a = T::ZERO);
-        let row = |j: usize| &edge[j * w + x.off..j * w + x.off + x.width];
-        match group {
-            AggGroup::All => reduce(op, (0..n).map(row), n, acc, false),
-            AggGroup::PerRelation => {
-                g.perm.clear();
-                g.perm.extend((0..n).map(|j| (self.rel[ids.get(j)], j as u32)));
-                g.perm.sort_unstable();
-                for run in g.perm.chunk_by(|a, b| a.0 == b.0) {
-                    reduce(op, run.iter().map(|&(_, j)| row(j as usize)), run.len(), acc, true);
+        let (xb, ob, w) = (lay.base(x), lay.base(out), x.width);
+        let (node, edge) = g.regs.split_at_mut(lay.edge_base);
+        let xb = xb - lay.edge_base;
+        let row = |j: usize| &edge[xb + j * w..xb + (j + 1) * w];
+        for i in 0..span.nodes() {
+            let acc = &mut node[ob + i * w..ob + (i + 1) * w];
+            acc.iter_mut().for_each(|a| *a = T::ZERO);
+            let rows = span.of_node(i);
+            match group {
+                AggGroup::All => reduce(op, rows.clone().map(row), rows.len(), acc, false),
+                AggGroup::PerRelation => {
+                    self.runs(&mut g.perm, span, i, group);
+                    for run in g.perm.chunk_by(|a, b| a.0 == b.0) {
+                        let rows = run.iter().map(|&(_, j)| row(j as usize));
+                        reduce(op, rows, run.len(), acc, true);
+                    }
                 }
-            }
-        }
-    }
-}
-
-/// Reduces `n > 0` rows into `acc` (overwriting, or adding when `add`); nothing for no rows.
-fn reduce<'r, T: Float + 'r>(
-    op: AggOp,
-    rows: impl Iterator<Item = &'r [T]> + Clone,
-    n: usize,
-    acc: &mut [T],
-    add: bool,
-) {
-    if n == 0 {
-        return;
-    }
-    let width = acc.len();
-    let mut tmp = [T::ZERO; 64];
-    let mut own = Vec::new();
-    let r: &mut [T] = if width <= 64 {
-        &mut tmp[..width]
-    } else {
-        own.resize(width, T::ZERO);
-        &mut own
-    };
-    match op {
-        AggOp::Sum | AggOp::Mean => {
-            r.iter_mut().for_each(|v| *v = T::ZERO);
-            for x in rows {
-                r.iter_mut().zip(x).for_each(|(v, &y)| *v += y);
-            }
-            if op == AggOp::Mean {
-                let c = T::from_f64(n as f64);
-                r.iter_mut().for_each(|v| *v = *v / c);
-            }
-        }
-        AggOp::Max => {
-            r.iter_mut().for_each(|v| *v = T::NEG_INFINITY);
-            for x in rows {
-                r.iter_mut().zip(x).for_each(|(v, &y)| *v = v.max(y));
-            }
-        }
-    }
-    for (a, &v) in acc.iter_mut().zip(r.iter()) {
-        *a = if add { *a + v } else { v };
-    }
-}
-
-/// `out = op(a, b)` with broadcast offsets. The operator is matched once per row, not per
-/// element, and the common shapes (equal, or one side a scalar) take contiguous loops the
-/// compiler vectorises.
-fn binary<T: Float>(op: BinaryOp, a: &[T], b: &[T], ia: &[usize], ib: &[usize], out: &mut [T]) {
-    match op {
-        BinaryOp::Add => binary_with(|x, y| x + y, a, b, ia, ib, out),
-        BinaryOp::Sub => binary_with(|x, y| x - y, a, b, ia, ib, out),
-        BinaryOp::Mul => binary_with(|x, y| x * y, a, b, ia, ib, out),
-        BinaryOp::Div => binary_with(|x, y| x / y, a, b, ia, ib, out),
-        BinaryOp::Max => binary_with(|x: T, y| x.max(y), a, b, ia, ib, out),
-    }
-}
-
-#[inline(always)]
-fn binary_with<T: Float>(
-    f: impl Fn(T, T) -> T,
-    a: &[T],
-    b: &[T],
-    ia: &[usize],
-    ib: &[usize],
-    out: &mut [T],
-) {
-    let n = out.len();
-    if a.len() == n && b.len() == n {
-        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
-        }
-    } else if a.len() == 1 && b.len() == n {
-        let x = a[0];
-        for (o, &y) in out.iter_mut().zip(b) {
-            *o = f(x, y);
-        }
-    } else if b.len() == 1 && a.len() == n {
-        let y = b[0];
-        for (o, &x) in out.iter_mut().zip(a) {
-            *o = f(x, y);
-        }
-    } else {
-        for ((o, &pa), &pb) in out.iter_mut().zip(ia).zip(ib) {
-            *o = f(a[pa], b[pb]);
-        }
-    }
-}
-
-/// `out = x @ w` for one row in the given form.
-fn matvec<T: Float>(form: &LinearForm, x: &[T], w: &[T], out: &mut [T]) {
-    let mv = |x: &[T], w: &[T], k: usize, n: usize, out: &mut [T]| {
-        out.iter_mut().for_each(|o| *o = T::ZERO);
-        for kk in 0..k {
-            let xv = x[kk];
-            for (o, &wv) in out.iter_mut().zip(&w[kk * n..(kk + 1) * n]) {
-                *o += xv * wv;
-            }
-        }
-    };
-    match *form {
-        LinearForm::Plain { k, n } => mv(x, w, k, n, out),
-        LinearForm::Batched { batch, k, n } => {
-            for b in 0..batch {
-                mv(
-                    &x[b * k..(b + 1) * k],
-                    &w[b * k * n..(b + 1) * k * n],
-                    k,
-                    n,
-                    &mut out[b * n..(b + 1) * n],
-                );
-            }
-        }
-        LinearForm::Broadcast { batch, k, n } => {
-            for b in 0..batch {
-                mv(&x[b * k..(b + 1) * k], w, k, n, &mut out[b * n..(b + 1) * n]);
             }
         }
     }

@@ -30,7 +30,8 @@ fn internal(m: String) -> RuntimeError {
 /// A resolved epilogue step.
 enum Epi<'a, T> {
     /// Multiply (`true`) or add (`false`) a broadcast row.
-    Row { mul: bool, view: Raw<T>, map: RowMap<'a>, offsets: Vec<usize> },
+    /// `dense`: the row has the output's shape (the offsets are the identity).
+    Row { mul: bool, view: Raw<T>, map: RowMap<'a>, offsets: Vec<usize>, dense: bool },
     /// An activation.
     Unary(UnaryOp),
 }
@@ -46,6 +47,9 @@ struct Ctx<'a, T> {
     epilogue: Vec<Epi<'a, T>>,
     /// Destination node of each row, when accumulating.
     dst: Option<&'a [u32]>,
+    /// `Some(p0)`: row at position `p` is written to row `p - p0` of C (a window of
+    /// [`scatter_into_src`]).
+    at_position: Option<usize>,
 }
 
 /// Runs one GEMM kernel.
@@ -81,6 +85,7 @@ pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()>
         order: segs.order.as_deref(),
         epilogue,
         dst,
+        at_position: None,
     };
     let tasks: Vec<(usize, usize, usize)> = segs
         .offsets
@@ -90,10 +95,82 @@ pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()>
             (w[0]..w[1]).step_by(CHUNK).map(move |lo| (s, lo, (lo + CHUNK).min(w[1])))
         })
         .collect();
+    if g.store == StoreMode::AddIntoSrc {
+        // The scatter regroups rows by source, so their order within a relation does not
+        // matter: when the edges are already grouped by relation, a relation is a range of
+        // edge ids, read and written in place.
+        let mut ctx = ctx;
+        if crate::segments::classify(g, bb.rows) == pigeon_codegen::Segmentation::EdgesByRelation
+            && env.graph.rel.windows(2).all(|w| w[0] <= w[1])
+        {
+            ctx.order = None;
+        }
+        return scatter_into_src(ctx, &tasks, &env.graph.src);
+    }
     tasks.par_iter().for_each_init(
         || (Vec::new(), Vec::new()),
         |(a, y), &(s, lo, hi)| ctx.chunk(a, y, s, lo, hi),
     );
+    Ok(())
+}
+
+/// The most values of product rows [`scatter_into_src`] holds at once (32 MiB of f32); debug
+/// builds (the test suite) use small windows, so that the tests' small graphs take several.
+const WINDOW_VALUES: usize = if cfg!(debug_assertions) { 64 } else { 1 << 23 };
+
+/// `AddIntoSrc` without atomics: the rows are grouped by relation and, within one, by
+/// destination, so equal sources are scattered over tasks. Windows of the tasks (in position
+/// order) write their product rows into a scratch table, then each source node of the window
+/// adds its rows, in position order, into its row of C; tasks of one window own disjoint
+/// sources, so the result does not depend on the thread count.
+fn scatter_into_src<T: Float>(
+    mut ctx: Ctx<'_, T>,
+    tasks: &[(usize, usize, usize)],
+    src: &[u32],
+) -> Result<()> {
+    let c = ctx.c;
+    let cw = c.width;
+    let order = ctx.order;
+    let row_id = |p: usize| order.map_or(p, |o| o[p] as usize);
+    let mut start = 0;
+    while start < tasks.len() {
+        let p0 = tasks[start].1;
+        let mut end = start + 1;
+        while end < tasks.len() && (tasks[end].2 - p0) * cw.max(1) <= WINDOW_VALUES {
+            end += 1;
+        }
+        let p1 = tasks[end - 1].2;
+        let mut table = vec![T::ZERO; (p1 - p0) * cw];
+        ctx.c = Raw { ptr: table.as_mut_ptr(), len: table.len(), width: cw };
+        ctx.dst = None;
+        ctx.at_position = Some(p0);
+        tasks[start..end].par_iter().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(a, y), &(s, lo, hi)| ctx.chunk(a, y, s, lo, hi),
+        );
+        // (source, position) pairs, sorted: runs of one source each.
+        let mut pairs: Vec<(u32, u32)> = (p0..p1)
+            .map(|p| {
+                let s = src.get(row_id(p)).copied();
+                s.map(|s| (s, (p - p0) as u32))
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| internal("an edge beyond the source array".into()))?;
+        pairs.sort_unstable();
+        let runs: Vec<&[(u32, u32)]> = pairs.chunk_by(|a, b| a.0 == b.0).collect();
+        runs.par_iter().with_min_len(64).for_each(|run| {
+            // SAFETY: each source is one run, so this task owns its row of C, which no other
+            // access of the kernel touches (rule 4).
+            let out = unsafe { c.row_mut(run[0].0 as usize) };
+            for &(_, q) in run.iter() {
+                let q = q as usize;
+                for (o, &v) in out.iter_mut().zip(&table[q * cw..(q + 1) * cw]) {
+                    *o += v;
+                }
+            }
+        });
+        start = end;
+    }
     Ok(())
 }
 
@@ -121,11 +198,13 @@ fn epilogue<'a, T: Float>(
                 if shape::broadcast(out, &b.shape).as_ref() != Some(out) {
                     return Err(internal(format!("epilogue row {} does not fit {out}", b.shape)));
                 }
+                let offsets = broadcast_offsets(&b.shape, out);
                 Ok(Epi::Row {
                     mul: matches!(e, Epilogue::Scale { .. }),
                     view: views.get(*buf),
                     map: resolve(env, *index, g.rows, b.rows)?,
-                    offsets: broadcast_offsets(&b.shape, out),
+                    dense: offsets.iter().enumerate().all(|(i, &o)| i == o),
+                    offsets,
                 })
             }
         })
@@ -151,10 +230,12 @@ impl<T: Float> Ctx<'_, T> {
             a_pack.as_ptr()
         };
         let direct = self.dst.is_none() && self.order.is_none();
+        // Row `lo` of C, or of a scatter window starting at position `p0`.
+        let first = lo - self.at_position.unwrap_or(0);
         let y_ptr: *mut T = if direct {
-            assert!(hi * cw <= self.c.len(), "C rows beyond the buffer");
-            // SAFETY: in bounds; rows lo..hi of C belong to this chunk only.
-            unsafe { self.c.ptr().add(lo * cw) }
+            assert!((first + m) * cw <= self.c.len(), "C rows beyond the buffer");
+            // SAFETY: in bounds; these rows of C belong to this chunk only.
+            unsafe { self.c.ptr().add(first * cw) }
         } else {
             y_buf.clear();
             y_buf.resize(m * cw, T::ZERO);
@@ -178,8 +259,10 @@ impl<T: Float> Ctx<'_, T> {
         match self.dst {
             None => {
                 for (j, row) in y.chunks_exact(cw.max(1)).enumerate() {
-                    // SAFETY: each row id occurs once in the order, so this chunk owns it.
-                    unsafe { self.c.row_mut(row_id(j)) }.copy_from_slice(row);
+                    let at = self.at_position.map_or_else(|| row_id(j), |p0| lo + j - p0);
+                    // SAFETY: each row id (and position) occurs once in the order, so this
+                    // chunk owns it.
+                    unsafe { self.c.row_mut(at) }.copy_from_slice(row);
                 }
             }
             Some(dst) => self.accumulate(dst, y, row_id, m),
@@ -250,11 +333,16 @@ impl<T: Float> Ctx<'_, T> {
         for e in &self.epilogue {
             match e {
                 Epi::Unary(op) => y.iter_mut().for_each(|v| *v = unary(*op, *v)),
-                Epi::Row { mul, view, map, offsets } => {
+                Epi::Row { mul, view, map, offsets, dense } => {
                     // SAFETY: epilogue operands are not written by this kernel (rule 4).
                     let r = unsafe { view.row(map.get(i)) };
-                    for (v, &o) in y.iter_mut().zip(offsets) {
-                        *v = if *mul { *v * r[o] } else { *v + r[o] };
+                    match (*dense, *mul) {
+                        (true, true) => y.iter_mut().zip(r).for_each(|(v, &x)| *v = *v * x),
+                        (true, false) => y.iter_mut().zip(r).for_each(|(v, &x)| *v += x),
+                        (false, true) => {
+                            y.iter_mut().zip(offsets).for_each(|(v, &o)| *v = *v * r[o])
+                        }
+                        (false, false) => y.iter_mut().zip(offsets).for_each(|(v, &o)| *v += r[o]),
                     }
                 }
             }

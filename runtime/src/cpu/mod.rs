@@ -2,7 +2,7 @@
 //! and nodes, and matrixmultiply's packed GEMM for the GEMM template.
 //!
 //! Execution: validate the graph, build the layouts the plan needs (those it lists and those its
-//! kernels imply), allocate one storage per buffer (temps sharing a `slot` share one storage,
+//! kernels imply; kept for the next execution on a graph with the same edges), allocate one storage per buffer (temps sharing a `slot` share one storage,
 //! sized for the largest of them), convert inputs and weights to the element type, then run the
 //! kernels in order (`gemm.rs`, `traversal.rs`) and widen the outputs to f64.
 //!
@@ -17,11 +17,12 @@ pub mod float;
 mod gemm;
 mod index;
 mod pool;
+mod rowops;
 mod store;
 mod traversal;
 mod wgrad;
 
-use crate::backend::{Backend, Execution, Profile};
+use crate::backend::{Backend, Execution, Kept, Profile};
 use crate::error::{Result, RuntimeError};
 use crate::graph::HeteroGraph;
 use crate::layout::{CompactTable, InCsr, Layouts};
@@ -52,6 +53,58 @@ pub struct CpuBackend {
     /// Number of worker threads; `None` uses rayon's global pool (one per core).
     pub threads: Option<usize>,
     pool: std::sync::Arc<pool::Pool>,
+    layouts: std::sync::Arc<LayoutCache>,
+}
+
+/// The layouts last built, with the graph arrays they were built from: a training step runs
+/// two plans on one graph every step, and rebuilding the in-CSR, the compact tables and the
+/// relation order each time costs about a millisecond on ACM. A hit compares the arrays.
+#[derive(Debug, Default)]
+struct LayoutCache(std::sync::Mutex<Option<CachedLayouts>>);
+
+#[derive(Debug)]
+struct CachedLayouts {
+    type_offsets: Vec<usize>,
+    relations: usize,
+    edges: [Vec<u32>; 3],
+    built: Vec<pigeon_ir::plan::Layout>,
+    layouts: std::sync::Arc<Layouts>,
+}
+
+impl LayoutCache {
+    /// Layouts of `graph` holding at least `wanted`: the cached ones when they were built
+    /// from the same node types and edges, else new ones (also holding what the cache held
+    /// for this graph, so that plans needing different layouts do not evict each other).
+    fn get(
+        &self,
+        graph: &HeteroGraph,
+        wanted: &[pigeon_ir::plan::Layout],
+    ) -> Result<std::sync::Arc<Layouts>> {
+        let mut cache = self.0.lock().map_err(|_| RuntimeError::Internal("layout cache".into()))?;
+        let same = cache.as_ref().filter(|c| {
+            c.relations == graph.num_relations()
+                && c.type_offsets == graph.type_offsets
+                && c.edges[0] == graph.src
+                && c.edges[1] == graph.dst
+                && c.edges[2] == graph.rel
+        });
+        let mut build: Vec<pigeon_ir::plan::Layout> = wanted.to_vec();
+        if let Some(c) = same {
+            if wanted.iter().all(|l| c.built.contains(l)) {
+                return Ok(c.layouts.clone());
+            }
+            build.extend(c.built.iter().filter(|l| !wanted.contains(l)));
+        }
+        let layouts = std::sync::Arc::new(Layouts::build(graph, &build)?);
+        *cache = Some(CachedLayouts {
+            type_offsets: graph.type_offsets.clone(),
+            relations: graph.num_relations(),
+            edges: [graph.src.clone(), graph.dst.clone(), graph.rel.clone()],
+            built: build,
+            layouts: layouts.clone(),
+        });
+        Ok(layouts)
+    }
 }
 
 impl CpuBackend {
@@ -79,9 +132,21 @@ impl Backend for CpuBackend {
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
     ) -> Result<Execution> {
+        Ok(self.execute_kept(plan, graph, inputs, weights, None, &|_| false)?.0)
+    }
+
+    fn execute_kept(
+        &self,
+        plan: &Plan,
+        graph: &HeteroGraph,
+        inputs: &[(String, Tensor)],
+        weights: &WeightStore,
+        kept: Option<Kept>,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<(Execution, Option<Kept>)> {
         let run = || match self.precision {
-            Precision::F32 => execute::<f32>(plan, graph, inputs, weights, &self.pool),
-            Precision::F64 => execute::<f64>(plan, graph, inputs, weights, &self.pool),
+            Precision::F32 => execute::<f32>(plan, graph, inputs, weights, self, kept, keep),
+            Precision::F64 => execute::<f64>(plan, graph, inputs, weights, self, kept, keep),
         };
         match self.threads {
             None => run(),
@@ -93,6 +158,9 @@ impl Backend for CpuBackend {
         }
     }
 }
+
+/// Values kept on the CPU back end: name, rows, per-row shape and values in `T`.
+type KeptRows<T> = Vec<(String, usize, pigeon_ir::Shape, Vec<T>)>;
 
 /// What kernels see of the graph and the plan.
 pub(crate) struct Env<'a> {
@@ -132,19 +200,31 @@ impl<'a> Env<'a> {
     }
 }
 
-/// Executes `plan` in element type `T`.
+/// Executes `plan` in element type `T`, reading inputs from `kept` first and keeping the
+/// outputs `keep` accepts (`Backend::execute_kept`).
 fn execute<T: pool::Pooled>(
     plan: &Plan,
     graph: &HeteroGraph,
     inputs: &[(String, Tensor)],
     weights: &WeightStore,
-    pool: &pool::Pool,
-) -> Result<Execution> {
+    backend: &CpuBackend,
+    kept: Option<Kept>,
+    keep: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<(Execution, Option<Kept>)> {
     let start = Instant::now();
-    let layouts = Layouts::build(graph, &access::needed_layouts(plan))?;
+    let pool = &*backend.pool;
+    let mut kept_in: KeptRows<T> = match kept {
+        None => Vec::new(),
+        Some(k) => *k.0.downcast::<KeptRows<T>>().map_err(|_| {
+            RuntimeError::Internal("values kept by an execution in another precision".into())
+        })?,
+    };
+    let layouts = backend.layouts.get(graph, &access::needed_layouts(plan))?;
     let layouts_time = start.elapsed();
     let env = Env { graph, layouts: &layouts, plan };
-    let mut storage = Storage::<T>::allocate(&env, inputs, weights, pool)?;
+    let allocated = Storage::<T>::allocate(&env, inputs, weights, pool, &mut kept_in);
+    pool.give(kept_in.into_iter().map(|k| k.3));
+    let mut storage = allocated?;
     let mut per_kernel = Vec::with_capacity(plan.kernels.len());
     for (id, kernel) in plan.kernels.iter() {
         let t0 = Instant::now();
@@ -164,14 +244,22 @@ fn execute<T: pool::Pooled>(
         storage.mark_written(&plan_access);
         per_kernel.push((id, t0.elapsed()));
     }
-    let outputs = plan
-        .outputs
-        .iter()
-        .map(|(name, b)| Ok((name.clone(), storage.output(&env, *b)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let profile = Profile { per_kernel, layouts: layouts_time, peak_bytes: storage.bytes() };
+    let peak_bytes = storage.bytes();
+    let mut outputs = Vec::with_capacity(plan.outputs.len());
+    let mut kept_out: KeptRows<T> = Vec::new();
+    for (name, b) in &plan.outputs {
+        if keep(name) {
+            let buf = env.buffer(*b)?;
+            let values = storage.take_output(*b)?;
+            kept_out.push((name.clone(), env.count(buf.rows)?, buf.shape.clone(), values));
+        } else {
+            outputs.push((name.clone(), storage.output(&env, *b)?));
+        }
+    }
+    let profile = Profile { per_kernel, layouts: layouts_time, peak_bytes };
     storage.release(pool);
-    Ok(Execution { outputs, profile })
+    let kept = (!kept_out.is_empty()).then(|| Kept(Box::new(kept_out)));
+    Ok((Execution { outputs, profile }, kept))
 }
 
 /// A buffer's storage as seen by a running kernel: a raw pointer shared by its tasks, which
@@ -205,6 +293,17 @@ impl<T: Float> Raw<T> {
         assert!(start + self.width <= self.len, "row {i} beyond a buffer of {} values", self.len);
         // SAFETY: in bounds (checked); no concurrent writer by the caller's contract.
         unsafe { std::slice::from_raw_parts(self.ptr.add(start), self.width) }
+    }
+    /// Rows `i..i + n`, consecutive.
+    ///
+    /// # Safety
+    /// No other task may write these rows while the slice lives.
+    #[inline]
+    pub unsafe fn rows(&self, i: usize, n: usize) -> &[T] {
+        let (start, len) = (i * self.width, n * self.width);
+        assert!(start + len <= self.len, "rows {i}.. beyond a buffer of {} values", self.len);
+        // SAFETY: in bounds (checked); no concurrent writer by the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(start), len) }
     }
     /// Mutable row `i`.
     ///

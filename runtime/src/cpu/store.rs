@@ -49,6 +49,7 @@ impl<T: Pooled> Storage<T> {
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
         pool: &Pool,
+        kept: &mut super::KeptRows<T>,
     ) -> Result<Self> {
         let plan = env.plan;
         let n = plan.buffers.len();
@@ -67,9 +68,24 @@ impl<T: Pooled> Storage<T> {
             s.len[id.index()] = len;
             s.width[id.index()] = width;
             let values = match &buf.kind {
-                BufferKind::Input(name) => {
-                    Some(input(name, buf.rows, rows, &buf.shape, inputs, pool)?)
-                }
+                BufferKind::Input(name) => match kept.iter().position(|k| k.0 == *name) {
+                    Some(i) => {
+                        let (_, kept_rows, shape, values) = kept.swap_remove(i);
+                        if kept_rows != rows || shape != buf.shape || values.len() != len {
+                            pool.give([values]);
+                            return Err(RuntimeError::Binding {
+                                name: name.clone(),
+                                message: format!(
+                                    "needs {rows} rows of shape {} on this graph, but {kept_rows} \
+                                     rows of shape {shape} were kept",
+                                    buf.shape
+                                ),
+                            });
+                        }
+                        Some(values)
+                    }
+                    None => Some(input(name, buf.rows, rows, &buf.shape, inputs, pool)?),
+                },
                 BufferKind::Weight(w) => Some(weight(env, *w, rows, &buf.shape, weights, pool)?),
                 BufferKind::Temp | BufferKind::Output(_) => None,
             };
@@ -155,6 +171,18 @@ impl<T: Pooled> Storage<T> {
             }
         });
         Tensor::from_vec(rows, buf.shape.clone(), data)
+    }
+
+    /// The values of output buffer `b`, moved out of the storage (for `Backend::execute_kept`;
+    /// outputs have storages of their own).
+    pub fn take_output(&mut self, b: pigeon_ir::plan::BufferId) -> Result<Vec<T>> {
+        let (st, len) = (self.of_buffer[b.index()], self.len[b.index()]);
+        if !self.written[b.index()] || self.data[st].len() < len {
+            return Err(RuntimeError::Internal(format!("output buffer {b} cannot be kept")));
+        }
+        let mut values = std::mem::take(&mut self.data[st]);
+        values.truncate(len);
+        Ok(values)
     }
 
     /// Storage index of buffer `b`.

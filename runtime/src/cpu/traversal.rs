@@ -8,11 +8,12 @@
 //!   413 ms vs 40 ms for R-GCN's scatter on FB15k-237 with inverses, 2 cores), so the CPU runs
 //!   the same body grouped by destination over the in-CSR: each task owns its destination
 //!   rows, and `AddIntoDst` becomes a plain add. The result is the same sum;
-//! - `NodeParallel`: one group per destination node (its incoming edges, in CSR order), with
-//!   per-edge registers in a per-task scratch of `in-degree x edge-register width` values,
-//!   softmax and aggregation as local reductions, node statements once per node, no atomics.
+//! - `NodeParallel`: one group per run of consecutive destination nodes holding about a task's
+//!   worth of incoming edges (in CSR order, so a run's edges are one slice of the CSR), with
+//!   per-edge registers in a per-task scratch, softmax and aggregation as reductions over each
+//!   node's edges, node statements once per node, no atomics.
 
-use super::body::{Body, Group, Ids, Reg, SOp, StoreKind};
+use super::body::{Body, Group, Reg, SOp, Span, StoreKind};
 use super::index::{broadcast_offsets, resolve};
 use super::{Env, Views};
 use crate::error::{Result, RuntimeError};
@@ -43,26 +44,51 @@ pub(super) fn run<T: super::float::Float>(
         Schedule::Rows(space) => rows(&body, env.count(space)?),
         Schedule::EdgeParallel | Schedule::NodeParallel => {
             let csr = env.csr()?;
-            (0..env.graph.num_nodes()).into_par_iter().with_min_len(16).for_each_init(
-                Group::default,
-                |g, i| {
-                    let edges = csr.of(i);
-                    body.run(g, Ids::Slice(edges), edges.len(), Some(i));
-                },
+            let batches = node_batches(
+                &csr.offsets,
+                per_task::<T>(body.edge_width),
+                per_task::<T>(body.node_width),
             );
+            batches.par_iter().for_each_init(Group::default, |g, &(a, b)| {
+                let offsets = &csr.offsets[a..=b];
+                let edges = &csr.edges[offsets[0]..offsets[b - a]];
+                body.run(g, Span::Nodes { first: a, offsets, edges });
+            });
         }
     }
     Ok(())
 }
 
+/// Rows per task for registers of `width` values per row.
+fn per_task<T>(width: usize) -> usize {
+    let row_bytes = width.max(1) * std::mem::size_of::<T>();
+    (TASK_SCRATCH_BYTES / row_bytes).clamp(ROWS_PER_TASK.1, ROWS_PER_TASK.0)
+}
+
+/// Runs of consecutive nodes `(first, end)` holding about `edges` incoming edges (a node with
+/// more is a run of its own) and at most `nodes` nodes, from the in-CSR `offsets`.
+fn node_batches(offsets: &[usize], edges: usize, nodes: usize) -> Vec<(usize, usize)> {
+    let n = offsets.len().saturating_sub(1);
+    let mut out = Vec::with_capacity(n / nodes.max(1) + 1);
+    let mut a = 0;
+    while a < n {
+        let mut b = a + 1;
+        while b < n && b - a < nodes && offsets[b + 1] - offsets[a] <= edges {
+            b += 1;
+        }
+        out.push((a, b));
+        a = b;
+    }
+    out
+}
+
 /// Evaluates `body` over rows `0..n` in parallel chunks.
 fn rows<T: super::float::Float>(body: &Body<T>, n: usize) {
-    let row_bytes = body.edge_width.max(1) * std::mem::size_of::<T>();
-    let per_task = (TASK_SCRATCH_BYTES / row_bytes).clamp(ROWS_PER_TASK.1, ROWS_PER_TASK.0);
+    let per_task = per_task::<T>(body.edge_width);
     let tasks = n.div_ceil(per_task);
     (0..tasks).into_par_iter().for_each_init(Group::default, |g, c| {
         let lo = c * per_task;
-        body.run(g, Ids::Range(lo), per_task.min(n - lo), None);
+        body.run(g, Span::Rows { lo, n: per_task.min(n - lo) });
     });
 }
 
@@ -258,7 +284,8 @@ pub(super) fn compile<'a, T: super::float::Float>(
         ops.push(op);
     }
     let graph = env.graph;
-    Ok(Body { regs, ops, edge_width, node_width, rel: &graph.rel })
+    Ok(Body { regs, ops, edge_width, node_width, rel: &graph.rel, direct: Vec::new() }
+        .with_direct_loads())
 }
 
 /// The shape of a transposed row and, per output element, the element it reads.

@@ -14,6 +14,7 @@ use super::index::{resolve, RowMap};
 use super::{Env, Raw, Views};
 use crate::error::{Result, RuntimeError};
 use crate::segments::{classify_rows, segments};
+use pigeon_codegen::Segmentation;
 use pigeon_ir::plan::{RowIndex, WeightGrad};
 use pigeon_ir::shape::LinearForm;
 use rayon::prelude::*;
@@ -88,7 +89,12 @@ pub(super) fn run<T: Float>(env: &Env, g: &WeightGrad, views: &Views<T>) -> Resu
     let select = resolve(env, RowIndex::Select(g.segment), g.rows, cb.rows)?;
     let kind = classify_rows(g.segment, g.rows, cb.rows);
     let segs = segments(kind, env.graph, env.layouts, rows, slices, |i| select.get(i))?;
-    let order = segs.order.as_deref();
+    // A sum does not depend on the order of its rows: when the edges are already grouped by
+    // relation, the relation segments are ranges of edge ids and edge-row operands are read
+    // in place (the layout's order also sorts each relation by destination).
+    let in_id_order =
+        kind == Segmentation::EdgesByRelation && env.graph.rel.windows(2).all(|w| w[0] <= w[1]);
+    let order = segs.order.as_deref().filter(|_| !in_id_order);
     let blocks: Vec<(usize, usize, usize)> = segs
         .offsets
         .windows(2)

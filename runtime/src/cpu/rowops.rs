@@ -1,0 +1,189 @@
+//! Row arithmetic of traversal statements (`body.rs`): element-wise activations and their
+//! derivatives with the operator matched once per call, broadcasting binary operators, sums
+//! and dot products in interleaved partial sums, group reductions, and one row times a weight.
+
+use super::float::{unary, unary_grad, Float};
+use pigeon_ir::shape::LinearForm;
+use pigeon_ir::{AggOp, BinaryOp, UnaryOp};
+
+/// `out = f(x)` element-wise, the operator matched once.
+pub(super) fn unary_all<T: Float>(f: UnaryOp, x: &[T], out: &mut [T]) {
+    match f {
+        UnaryOp::Neg => out.iter_mut().zip(x).for_each(|(o, &v)| *o = -v),
+        UnaryOp::Relu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.max(T::ZERO)),
+        UnaryOp::Gelu => T::gelu_rows(x, out),
+        f => out.iter_mut().zip(x).for_each(|(o, &v)| *o = unary(f, v)),
+    }
+}
+
+/// `out = dy * f'(x)` element-wise, the operator matched once.
+pub(super) fn unary_grad_all<T: Float>(f: UnaryOp, x: &[T], dy: &[T], out: &mut [T]) {
+    match f {
+        UnaryOp::Neg => out.iter_mut().zip(dy).for_each(|(o, &d)| *o = -d),
+        UnaryOp::Gelu => T::gelu_grad_rows(x, dy, out),
+        f => {
+            for ((o, &v), &d) in out.iter_mut().zip(x).zip(dy) {
+                *o = unary_grad(f, v, d);
+            }
+        }
+    }
+}
+
+/// Independent partial sums of [`sum`] and [`dot`] (the compiler keeps them in one vector
+/// register, instead of one add waiting for the previous).
+const LANES: usize = 8;
+
+/// The sum of a row, in [`LANES`] interleaved partial sums.
+#[inline]
+pub(super) fn sum<T: Float>(x: &[T]) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    chunks.remainder().iter().zip(&mut acc).for_each(|(&v, a)| *a += v);
+    acc.iter().fold(T::ZERO, |s, &a| s + a)
+}
+
+/// The dot product of two rows, in [`LANES`] interleaved partial sums.
+#[inline]
+pub(super) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for ((s, &p), &q) in acc.iter_mut().zip(x).zip(y) {
+            *s += p * q;
+        }
+    }
+    for ((&p, &q), s) in ca.remainder().iter().zip(cb.remainder()).zip(&mut acc) {
+        *s += p * q;
+    }
+    acc.iter().fold(T::ZERO, |s, &a| s + a)
+}
+
+/// Reduces `n > 0` rows into `acc` (overwriting, or adding when `add`); nothing for no rows.
+pub(super) fn reduce<'r, T: Float + 'r>(
+    op: AggOp,
+    rows: impl Iterator<Item = &'r [T]> + Clone,
+    n: usize,
+    acc: &mut [T],
+    add: bool,
+) {
+    if n == 0 {
+        return;
+    }
+    let width = acc.len();
+    let mut tmp = [T::ZERO; 64];
+    let mut own = Vec::new();
+    let r: &mut [T] = if width <= 64 {
+        &mut tmp[..width]
+    } else {
+        own.resize(width, T::ZERO);
+        &mut own
+    };
+    match op {
+        AggOp::Sum | AggOp::Mean => {
+            r.iter_mut().for_each(|v| *v = T::ZERO);
+            for x in rows {
+                r.iter_mut().zip(x).for_each(|(v, &y)| *v += y);
+            }
+            if op == AggOp::Mean {
+                let c = T::from_f64(n as f64);
+                r.iter_mut().for_each(|v| *v = *v / c);
+            }
+        }
+        AggOp::Max => {
+            r.iter_mut().for_each(|v| *v = T::NEG_INFINITY);
+            for x in rows {
+                r.iter_mut().zip(x).for_each(|(v, &y)| *v = v.max(y));
+            }
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(r.iter()) {
+        *a = if add { *a + v } else { v };
+    }
+}
+/// `out = op(a, b)` with broadcast offsets. The operator is matched once per row, not per
+/// element, and the common shapes (equal, or one side a scalar) take contiguous loops the
+/// compiler vectorises.
+pub(super) fn binary<T: Float>(
+    op: BinaryOp,
+    a: &[T],
+    b: &[T],
+    ia: &[usize],
+    ib: &[usize],
+    out: &mut [T],
+) {
+    match op {
+        BinaryOp::Add => binary_with(|x, y| x + y, a, b, ia, ib, out),
+        BinaryOp::Sub => binary_with(|x, y| x - y, a, b, ia, ib, out),
+        BinaryOp::Mul => binary_with(|x, y| x * y, a, b, ia, ib, out),
+        BinaryOp::Div => binary_with(|x, y| x / y, a, b, ia, ib, out),
+        BinaryOp::Max => binary_with(|x: T, y| x.max(y), a, b, ia, ib, out),
+    }
+}
+
+#[inline(always)]
+fn binary_with<T: Float>(
+    f: impl Fn(T, T) -> T,
+    a: &[T],
+    b: &[T],
+    ia: &[usize],
+    ib: &[usize],
+    out: &mut [T],
+) {
+    let n = out.len();
+    if a.len() == n && b.len() == n {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    } else if a.len() == 1 && b.len() == n {
+        let x = a[0];
+        for (o, &y) in out.iter_mut().zip(b) {
+            *o = f(x, y);
+        }
+    } else if b.len() == 1 && a.len() == n {
+        let y = b[0];
+        for (o, &x) in out.iter_mut().zip(a) {
+            *o = f(x, y);
+        }
+    } else {
+        for ((o, &pa), &pb) in out.iter_mut().zip(ia).zip(ib) {
+            *o = f(a[pa], b[pb]);
+        }
+    }
+}
+
+/// `out = x @ w` for one row in the given form.
+pub(super) fn matvec<T: Float>(form: &LinearForm, x: &[T], w: &[T], out: &mut [T]) {
+    let mv = |x: &[T], w: &[T], k: usize, n: usize, out: &mut [T]| {
+        out.iter_mut().for_each(|o| *o = T::ZERO);
+        for kk in 0..k {
+            let xv = x[kk];
+            for (o, &wv) in out.iter_mut().zip(&w[kk * n..(kk + 1) * n]) {
+                *o += xv * wv;
+            }
+        }
+    };
+    match *form {
+        LinearForm::Plain { k, n } => mv(x, w, k, n, out),
+        LinearForm::Batched { batch, k, n } => {
+            for b in 0..batch {
+                mv(
+                    &x[b * k..(b + 1) * k],
+                    &w[b * k * n..(b + 1) * k * n],
+                    k,
+                    n,
+                    &mut out[b * n..(b + 1) * n],
+                );
+            }
+        }
+        LinearForm::Broadcast { batch, k, n } => {
+            for b in 0..batch {
+                mv(&x[b * k..(b + 1) * k], w, k, n, &mut out[b * n..(b + 1) * n]);
+            }
+        }
+    }
+}
