@@ -40,13 +40,18 @@ pub fn ptxas_report(ptx: &str, arch: &str) -> Option<String> {
     let ptxas = std::env::var("PIGEON_PTXAS").ok()?;
     let dir = std::env::temp_dir().join(format!("pigeon-ptxas-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
-    let file = dir.join(format!("k-{arch}.ptx"));
+    // Tests run on several threads of one process: one file per call, or two tests write the
+    // same file at once and ptxas reads a mix of both.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = dir.join(format!("k-{arch}-{call}.ptx"));
     std::fs::write(&file, ptx).ok()?;
     let out = std::process::Command::new(ptxas)
         .args([&format!("-arch={arch}"), "-v", "-o", "/dev/null"])
         .arg(&file)
         .output()
         .ok()?;
+    let _ = std::fs::remove_file(&file);
     assert!(out.status.success(), "ptxas failed: {}", String::from_utf8_lossy(&out.stderr));
     Some(String::from_utf8_lossy(&out.stderr).into_owned())
 }
