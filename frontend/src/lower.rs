@@ -491,7 +491,7 @@ rgcn [("in_dim", 4), ("out_dim", 3)]
 w0 W PerRelation [4, 3] glorot
 w1 root Shared [4, 3] glorot
 w2 bias Shared [3] zeros
-v0 = Input { name: "h", kind: InputKind::Data } : node [4] f32 h
+v0 = Input { name: "h", kind: Data } : node [4] f32 h
 v1 = Gather { x: v0, index: Node(Src) } : edge [4] f32 -
 v2 = Weight(w0) : relation [4, 3] f32 W
 v3 = Linear { x: v1, w: v2, by: Relation } : edge [3] f32 m
@@ -522,7 +522,7 @@ w2 l1.bias Shared [6] zeros
 w3 l2.W PerRelation [6, 2] glorot
 w4 l2.root Shared [6, 2] glorot
 w5 l2.bias Shared [2] zeros
-v0 = Input { name: "x", kind: InputKind::Data } : node [4] f32 x
+v0 = Input { name: "x", kind: Data } : node [4] f32 x
 v1 = Gather { x: v0, index: Node(Src) } : edge [4] f32 -
 v2 = Weight(w0) : relation [4, 6] f32 l1.W
 v3 = Linear { x: v1, w: v2, by: Relation } : edge [6] f32 l1.m
@@ -569,8 +569,8 @@ model gat(d = 4, heads = 2) {
 gat [("d", 4), ("heads", 2)]
 w0 K PerNodeType [4, 2, 2] glorot
 w1 a Shared [2, 2] ones
-v0 = Input { name: "h", kind: InputKind::Data } : node [4] f32 h
-v1 = Input { name: "w", kind: InputKind::Data } : edge [] f32 w
+v0 = Input { name: "h", kind: Data } : node [4] f32 h
+v1 = Input { name: "w", kind: Data } : edge [] f32 w
 v2 = Gather { x: v0, index: Node(Src) } : edge [4] f32 -
 v3 = View { x: v2, shape: Shape([2, 2]) } : edge [2, 2] f32 k
 v4 = Weight(w1) : shared [2, 2] f32 a
