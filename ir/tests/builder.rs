@@ -70,7 +70,7 @@ fn declarations_are_checked() {
     let mut b = ModuleBuilder::new("m");
     assert_eq!(
         b.input("h", Domain::Relation, &[4]).unwrap_err().to_string(),
-        "v0: input \"h\" must be in domain node or edge, not relation"
+        "v0: input \"h\" must be in a row domain, not relation"
     );
     b.weight("W", WeightKind::Shared, &[2], Init::Ones).unwrap();
     assert_eq!(

@@ -401,7 +401,7 @@ fn parse_errors() {
     );
     check(
         "plan p()\nk0 = gemm rows edges segment relation a b0 gather src b b1 plain(k=4, n=4) c b2",
-        "2:80: expected one of `write`, `add_into_dst`, `add_into_src`, found end of line",
+        "2:80: expected one of `write`, `add_into_dst`, `add_into_src`, `add_into_compact.src`, `add_into_compact.dst`, found end of line",
     );
     check(
         "plan p()\nk0 = traversal edge_parallel {\n    r0 = edge const 1 : []",
@@ -418,7 +418,7 @@ fn parse_errors() {
     check("plan p()\nk0 = traversal edge_parallel {\n    r0 = edge fetch b0 : [4]", "3:15: expected an operation (`load`, `store`, `matvec`, `relu`, `add`, ...), found `fetch`");
     check(
         "plan p()\nk0 = traversal edge_parallel {\n    r0 = edge store b0 r0 : []",
-        "3:27: expected one of `write`, `add_into_dst`, `add_into_src`, found `:`",
+        "3:27: expected one of `write`, `add_into_dst`, `add_into_src`, `add_into_compact.src`, `add_into_compact.dst`, found `:`",
     );
     check("plan p()\nk0 = traversal edge_parallel\n}", "2:29: expected `{`, found end of line");
     check("plan p()\nk0 = traversal edge_parallel {\n} x", "3:3: expected end of line, found `x`");
@@ -512,7 +512,7 @@ fn inv3_buffer_declarations() {
         &[
             "b5: nodes [4, 4] does not match weight w1 (one [4, 4]) (invariant 3)",
             "b6: weight w7 is not declared (invariant 3)",
-            "b7: input \"h\" has relations rows, not nodes or edges (invariant 3)",
+            "b7: input \"h\" has relations rows, not nodes, edges or compact rows (invariant 3)",
             "b7: input name \"h\" is used twice (invariant 3)",
             "b7: shape [0] has an extent of 0 (invariant 3)",
         ],

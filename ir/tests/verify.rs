@@ -130,7 +130,8 @@ fn inv5_weight_dtype_is_free() {
 }
 
 #[test]
-fn inv6_inputs_are_node_or_edge_and_unique() {
+fn inv6_inputs_are_row_values_and_unique() {
+    let table = |name: &str| Op::Input { name: name.into(), kind: InputKind::Table(Init::Glorot) };
     let m = module(
         &[],
         vec![
@@ -139,14 +140,19 @@ fn inv6_inputs_are_node_or_edge_and_unique() {
             (input("s"), Domain::Shared, &[4]),
             (input("h"), Domain::Edge, &[4]),
             (input("c"), Domain::Compact(Endpoint::Src), &[4]),
+            (table("t"), Domain::Compact(Endpoint::Dst), &[4]),
+            (table("u"), Domain::Edge, &[4]),
+            (Op::Input { name: "d".into(), kind: InputKind::Dropout(1.0) }, Domain::Node, &[4]),
         ],
     );
     check(
         &m,
         &[
-            "v2: input \"s\" is in domain shared, not node or edge (invariant 6)",
+            "v2: input \"s\" is in domain shared, not a row domain (invariant 6)",
             "v3: input name \"h\" is used twice (invariant 6)",
-            "v4: input \"c\" is in domain compact.src, not node or edge (invariant 6)",
+            "v6: learned input \"u\" is in domain edge (tables are per node or per (node, \
+             relation) pair) (invariant 6)",
+            "v7: dropout input \"d\" has probability 1, not in [0, 1) (invariant 6)",
         ],
     );
 }

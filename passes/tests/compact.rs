@@ -3,7 +3,7 @@
 //! row counts and profitability decisions match counts made by hand.
 
 use pigeon_frontend::SourceFile;
-use pigeon_ir::{Domain, Endpoint, GraphStats, Index, Module, Op, Select};
+use pigeon_ir::{Domain, Endpoint, GraphStats, Index, InputKind, Module, Op, Select};
 use pigeon_passes::materialize_compact::{materialize_compact, CompactReport};
 use pigeon_runtime::bind::bind_inputs;
 use pigeon_runtime::graph::{HeteroGraph, Relation};
@@ -207,7 +207,8 @@ fn assert_same(before: &Module, after: &Module, g: &HeteroGraph) {
 
 /// The legality rule on the output IR: compact rows of endpoint `ep` read only their own node
 /// (`gather by node.ep`), weights, shared values and compact values of the same endpoint, and
-/// select weights only by relation, shared, or their own endpoint's type.
+/// select weights only by relation, shared, or their own endpoint's type. The only compact
+/// inputs are the model's own learned tables (`weight E[relation]: node[d]`).
 fn assert_legal(m: &Module) {
     for (v, inst) in m.insts.iter() {
         let Domain::Compact(ep) = inst.ty.domain else { continue };
@@ -218,6 +219,7 @@ fn assert_legal(m: &Module) {
         match &inst.op {
             Op::Gather { index, .. } => assert_eq!(*index, Index::CompactNode(ep), "{v}"),
             Op::Slice { by, .. } | Op::Linear { by, .. } => assert_ne!(*by, other, "{v}"),
+            Op::Input { kind: InputKind::Table(_), .. } => {}
             Op::Input { .. } | Op::EdgeSoftmax { .. } | Op::Aggregate { .. } => {
                 panic!("{v} is an input, softmax or aggregation on compact rows")
             }
