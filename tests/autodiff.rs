@@ -460,7 +460,8 @@ fn train_step(case: &Case, grads: &Gradients) -> Vec<(String, Tensor)> {
 
 #[test]
 fn wide_hgt_backward_gemms_that_scatter_into_sources_match_the_reference() {
-    use pigeon::ir::plan::{Kernel, StoreMode};
+    use pigeon::ir::plan::{Kernel, RowSpace, StoreMode};
+    use pigeon::ir::{Endpoint, Select};
     // 64 wide, the input gradients of `src.K @ k_rel[r]` are GEMMs adding into source rows
     // (narrow layers take matvecs in traversals instead).
     let module = compile_zoo("hgt", &[("in_dim".into(), 64), ("out_dim".into(), 64)]);
@@ -471,20 +472,37 @@ fn wide_hgt_backward_gemms_that_scatter_into_sources_match_the_reference() {
         v.reverse();
     }
     reversed.name = format!("{} reversed", base.name);
-    // Grouped by relation (in place) and not (gathered by the relation order).
-    for (gi, graph) in [grouped_by_relation(&base), reversed].into_iter().enumerate() {
+    // Grouped by relation (in place) and not (gathered by the relation order); with compaction
+    // the adjoints of `src.K @ k_rel[r]` run over compact source rows (the edge adjoint summed
+    // per (source, relation) pair first), without it over edges.
+    let cases = [grouped_by_relation(&base), reversed]
+        .into_iter()
+        .enumerate()
+        .flat_map(|g| [(g.clone(), true), (g, false)]);
+    for ((gi, graph), compact) in cases {
         let case = Case::new(module.clone(), graph, 31 + gi as u64);
         let want = train_step(&case, &Gradients::new(&module, &[]).expect("differentiate"));
         let backend = Box::new(CpuBackend::new(Precision::F64));
+        let options = pigeon::passes::Options { compact, ..Default::default() };
         let grads = Gradients::new(&module, &[])
-            .and_then(|g| g.compile(&case.graph, &Default::default(), backend))
+            .and_then(|g| g.compile(&case.graph, &options, backend))
             .expect("compile");
-        let scatters = grads.plans().is_some_and(|(_, bwd)| {
-            bwd.kernels
-                .values()
-                .any(|k| matches!(k, Kernel::Gemm(g) if g.store == StoreMode::AddIntoSrc))
+        let rows = if compact { RowSpace::Compact(Endpoint::Src) } else { RowSpace::Edges };
+        let (_, bwd) = grads.plans().expect("plans");
+        let scatters = bwd.kernels.values().filter(
+            |k| matches!(k, Kernel::Gemm(g) if g.store == StoreMode::AddIntoSrc && g.rows == rows),
+        );
+        assert_eq!(scatters.count(), 2, "GEMMs adding {rows:?} rows into sources:\n{bwd}");
+        let weight_grads = bwd.kernels.values().filter(|k| {
+            matches!(k, Kernel::WeightGrad(g) if g.rows == rows && g.segment == Select::Relation)
         });
-        assert!(scatters, "the backward plan has no GEMM adding into source rows");
+        // k_rel and v_rel; p_rel's gradient reads the destination too, so it stays on edges.
+        let want_wg = if compact { 2 } else { 3 };
+        assert_eq!(
+            weight_grads.count(),
+            want_wg,
+            "relation weight gradients over {rows:?}:\n{bwd}"
+        );
         for _ in 0..2 {
             let got = train_step(&case, &grads);
             for ((gn, gt), (_, wt)) in got.iter().zip(&want) {
@@ -494,5 +512,33 @@ fn wide_hgt_backward_gemms_that_scatter_into_sources_match_the_reference() {
                 assert!(err / scale < 1e-10, "{}: {gn}: error {:e}", case.graph.name, err / scale);
             }
         }
+    }
+}
+
+#[test]
+fn rgcn_weight_gradients_sum_edge_adjoints_per_compact_row() {
+    use pigeon::ir::{Domain, Endpoint, Index, Op};
+    let module = compile_zoo("rgcn", &[]);
+    let (d, s) = common::differentiated(&module);
+    // 40 edges over 6 (source, relation) pairs: compaction pays.
+    let graph = adversarial_graphs().remove(3);
+    let stats = pigeon::runtime::layout::graph_stats(&graph);
+    for compact in [true, false] {
+        let options = pigeon::passes::Options { compact, ..Default::default() };
+        let m = pigeon::passes::compile(&s.backward, &stats, &options, Some("materialize-compact"))
+            .expect("compiles")
+            .module;
+        let on_compact = m.insts.values().any(|i| {
+            matches!(i.op, Op::LinearGrad { x, .. }
+                if m.ty(x).domain == Domain::Compact(Endpoint::Src))
+        });
+        let sums = m.insts.values().any(|i| {
+            matches!(i.op, Op::Scatter { index: Index::EdgeToCompact(Endpoint::Src), .. })
+        });
+        assert_eq!((on_compact, sums), (compact, compact), "compact: {compact}\n{m}");
+        let case = Case::new(module.clone(), graph.clone(), 5);
+        let (err, what) =
+            backward_plan_error(&case, &d, &s, &options, &CpuBackend::new(Precision::F64));
+        assert!(err < 1e-10, "compact: {compact}: {what}: error {err:e}");
     }
 }

@@ -103,9 +103,11 @@ fn out_row(params: &mut Params, g: &Gemm, c_rows: RowSpace) -> Result<String> {
             RowSpace::Edges | RowSpace::Compact(Endpoint::Dst),
             RowSpace::Nodes,
         ) => row_expr(params, RowIndex::Node(Endpoint::Dst), g.rows, c_rows, "i"),
-        (StoreMode::AddIntoSrc, RowSpace::Edges, RowSpace::Nodes) => {
-            row_expr(params, RowIndex::Node(Endpoint::Src), g.rows, c_rows, "i")
-        }
+        (
+            StoreMode::AddIntoSrc,
+            RowSpace::Edges | RowSpace::Compact(Endpoint::Src),
+            RowSpace::Nodes,
+        ) => row_expr(params, RowIndex::Node(Endpoint::Src), g.rows, c_rows, "i"),
         (m, r, c) => Err(internal(format!("cannot {m:?} {r:?} rows into a {c:?} buffer"))),
     }
 }

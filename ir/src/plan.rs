@@ -294,10 +294,12 @@ impl StmtOp {
 pub enum StoreMode {
     /// Overwrite the row.
     Write,
-    /// Add into the destination node's row (atomically where rows race).
+    /// Add into the destination node's row (atomically where rows race): over edges, the
+    /// edge's destination; over `compact.dst` rows, the row's node.
     AddIntoDst,
     /// Add into the source node's row (atomically where rows race): the transpose of a
-    /// gather by source, for input gradients.
+    /// gather by source, for input gradients. Over edges, the edge's source; over
+    /// `compact.src` rows, the row's node.
     AddIntoSrc,
     /// Add into the edge's compact row of this endpoint (atomically where rows race): the
     /// transpose of a gather by compact row, for the gradients of per-relation tables.
@@ -309,6 +311,32 @@ impl StoreMode {
     /// at zero and is written by exactly one kernel).
     pub fn accumulates(self) -> bool {
         !matches!(self, StoreMode::Write)
+    }
+
+    /// Whether this mode can store from iteration rows `rows`: `write` from any; the node adds
+    /// from edges or the compact rows of their endpoint; compact adds from edges.
+    pub fn stores_from(self, rows: RowSpace) -> bool {
+        match self {
+            StoreMode::Write => true,
+            StoreMode::AddIntoDst => {
+                matches!(rows, RowSpace::Edges | RowSpace::Compact(Endpoint::Dst))
+            }
+            StoreMode::AddIntoSrc => {
+                matches!(rows, RowSpace::Edges | RowSpace::Compact(Endpoint::Src))
+            }
+            StoreMode::AddIntoCompact(_) => rows == RowSpace::Edges,
+        }
+    }
+
+    /// The iteration rows this mode stores from, for messages: `edge or compact.src` for
+    /// `add_into_src`.
+    pub fn sources(self) -> &'static str {
+        match self {
+            StoreMode::Write => "any",
+            StoreMode::AddIntoDst => "edge or compact.dst",
+            StoreMode::AddIntoSrc => "edge or compact.src",
+            StoreMode::AddIntoCompact(_) => "edge",
+        }
     }
 
     /// The rows an edge-level add of this mode writes (`None` for `write`, which writes the

@@ -25,7 +25,8 @@
 //!    row-index rule of 11); `shape::linear(a.shape, b.shape)` exists and gives `form` and the
 //!    shape of `c`.
 //! 7. Gemm output: with `write`, `c` has the iteration rows; with `add_into_dst` or
-//!    `add_into_src`, the rows are edges and `c` has `nodes` rows; a gemm never adds into
+//!    `add_into_src`, the rows are edges (or the compact rows of that endpoint, whose node
+//!    they add into) and `c` has `nodes` rows; a gemm never adds into
 //!    compact rows. Epilogue: a `scale` buffer has one element per row, an
 //!    `add` buffer broadcasts to `c`'s shape, and both are reached by their index (rule of 11).
 //! 8. Traversal registers: every operand refers to an earlier statement that is not a store.
@@ -43,7 +44,8 @@
 //!     is nodes; by `compact.src`/`compact.dst` when `I` is edges and `B` the compact rows of
 //!     that endpoint; by a selection as `check_select` allows. `matvec` selections likewise.
 //! 12. Stores: `write` stores into a buffer with the iteration rows; `add_into_dst` and
-//!     `add_into_src` only over edges, into a buffer of `nodes` rows; `add_into_compact.e` only
+//!     `add_into_src` only over edges (or the compact rows of their endpoint), into a buffer of
+//!     `nodes` rows; `add_into_compact.e` only
 //!     over edges, into a buffer of `compact.e` rows.
 //! 13. Layouts: each is listed once, and every needed one is listed: `in_csr` by node-parallel
 //!     traversals; `edges_by_relation` by gemms over edges segmented by relation; `compact.e`
@@ -418,11 +420,12 @@ impl<'a> Verifier<'a> {
                 self.push(at.clone(), 7, msg);
             }
             StoreMode::AddIntoDst | StoreMode::AddIntoSrc
-                if g.rows != RowSpace::Edges || c.rows != RowSpace::Nodes =>
+                if !g.store.stores_from(g.rows) || c.rows != RowSpace::Nodes =>
             {
                 let msg = format!(
-                    "{} adds edge rows into nodes rows, not {} rows into {} rows",
+                    "{} adds {} rows into nodes rows, not {} rows into {} rows",
                     crate::plan_text::store_mode(g.store),
+                    g.store.sources(),
                     row_space(g.rows),
                     row_space(c.rows)
                 );

@@ -607,7 +607,7 @@ fn inv7_gemm_output_and_epilogue() {
     verifies_to(
         &p,
         &[
-            "k1: add_into_dst adds edge rows into nodes rows, not nodes rows into nodes rows \
+            "k1: add_into_dst adds edge or compact.dst rows into nodes rows, not nodes rows into nodes rows \
              (invariant 7)",
             "k1: scale b3: nodes rows cannot read edges rows by this (invariant 7)",
         ],
@@ -750,10 +750,10 @@ fn inv12_stores() {
     verifies_to(
         &p,
         &[
-            "k1.r8: store b4: add_into_dst adds edge rows into nodes rows, not nodes rows into \
+            "k1.r8: store b4: add_into_dst adds edge or compact.dst rows into nodes rows, not nodes rows into \
              nodes rows (invariant 12)",
             "k2.r1: store b4 writes edges rows into nodes rows (invariant 12)",
-            "k2.r2: store b3: add_into_dst adds edge rows into nodes rows, not edges rows into \
+            "k2.r2: store b3: add_into_dst adds edge or compact.dst rows into nodes rows, not edges rows into \
              edges rows (invariant 12)",
         ],
     );

@@ -140,7 +140,7 @@ fn misuses_of_backward_elements_are_reported() {
     };
     expect(
         &p,
-        "add_into_src adds edge rows into nodes rows, not relations rows into relations rows",
+        "add_into_src adds edge or compact.src rows into nodes rows, not relations rows into relations rows",
     );
 
     // A weight gradient whose B does not have the product's shape.
@@ -157,4 +157,67 @@ fn misuses_of_backward_elements_are_reported() {
         g.segment = pigeon_ir::Select::NodeType;
     }
     expect(&p, "edges rows cannot select relations rows by ntype (invariant 15)");
+}
+
+/// The compact form of a backward: the edge adjoint summed into compact source rows by a row
+/// traversal over edges, then the input gradient as a GEMM over compact rows adding into each
+/// row's node, and the weight gradient over compact rows.
+const COMPACT_BACKWARD: &str = r#"
+plan grads(dim = 4)
+
+weight w0 "W": relation [4, 2] glorot
+weight w1 "Wt": relation [2, 4] glorot
+
+buffer b0 "h": nodes [4] f32 input "h"
+buffer b1 "dy": edges [2] f32 input "dy"
+buffer b2 "Wt": relations [2, 4] f32 weight w1
+buffer b3 "g": compact.src [2] f32 temp
+buffer b4 "dh": nodes [4] f32 output "dh"
+buffer b5 "dW": relations [4, 2] f32 output "dW"
+
+layouts compact.src
+
+k0 = traversal rows edges {
+    r0 = edge load b1 this : [2]
+    r1 = edge store b3 r0 add_into_compact.src : []
+}
+k1 = gemm rows compact.src segment relation a b3 gather this b b2 plain(k=2, n=4) c b4 add_into_src
+k2 = weight_grad rows compact.src segment relation a b0 gather src b b3 gather this plain(k=4, n=2) c b5
+
+output "dh" = b4
+output "dW" = b5
+"#;
+
+#[test]
+fn compact_rows_add_into_their_nodes() {
+    let p = parse_plan(COMPACT_BACKWARD).expect("parses");
+    assert_eq!(verify_plan(&p), Ok(()), "{}", print_plan(&p));
+    assert_eq!(parse_plan(&print_plan(&p)).as_ref(), Ok(&p));
+
+    // add_into_dst from compact source rows: they have no destination.
+    let mut p = parse_plan(COMPACT_BACKWARD).expect("parses");
+    if let Some(Kernel::Gemm(g)) = p.kernels.get_mut(KernelId::new(1)) {
+        g.store = StoreMode::AddIntoDst;
+    }
+    expect(
+        &p,
+        "k1: add_into_dst adds edge or compact.dst rows into nodes rows, not compact.src rows into \
+         nodes rows (invariant 7)",
+    );
+
+    // A traversal over compact source rows adding into their nodes verifies too, and one
+    // adding into compact rows from compact rows does not.
+    let text = COMPACT_BACKWARD.replace(
+        "\n\noutput \"dh\"",
+        "\nk3 = traversal rows compact.src {\n    r0 = edge load b3 this : [2]\n    r1 = edge store \
+         b6 r0 add_into_src : []\n}\n\noutput \"dh\"",
+    );
+    let text =
+        text.replace("\n\nlayouts", "\nbuffer b6 \"s\": nodes [2] f32 output \"s\"\n\nlayouts");
+    let text = text.replace("output \"dW\" = b5", "output \"dW\" = b5\noutput \"s\" = b6");
+    let p = parse_plan(&text).expect("parses");
+    assert_eq!(verify_plan(&p), Ok(()), "{}", print_plan(&p));
+    let bad = text.replace("r0 add_into_src : []", "r0 add_into_compact.src : []");
+    let p = parse_plan(&bad).expect("parses");
+    expect(&p, "add_into_compact.src adds edge rows into compact.src rows, not compact.src rows");
 }

@@ -236,21 +236,26 @@ pub fn memory_operand(op: &Op, p: ValueId) -> bool {
     }
 }
 
-/// How `op` adds edge rows into memory if it is a scatter a kernel can run: `add_into_src` for
-/// the transpose of `src.x`, `add_into_compact.e` for that of a compact-row read. Its value
-/// (node or compact rows) exists only after its kernel.
+/// How `op` adds rows into memory if it is a scatter a kernel can run: `add_into_src` for the
+/// transpose of `src.x` (edge rows) or of `node.src` (compact source rows), `add_into_dst` for
+/// that of `node.dst`, `add_into_compact.e` for that of a compact-row read. Its value (node or
+/// compact rows) exists only after its kernel.
 pub fn scatter_store(op: &Op) -> Option<StoreMode> {
     match *op {
-        Op::Scatter { index: Index::Node(Endpoint::Src), .. } => Some(StoreMode::AddIntoSrc),
+        Op::Scatter { index: Index::Node(Endpoint::Src), .. }
+        | Op::Scatter { index: Index::CompactNode(Endpoint::Src), .. } => {
+            Some(StoreMode::AddIntoSrc)
+        }
+        Op::Scatter { index: Index::CompactNode(Endpoint::Dst), .. } => Some(StoreMode::AddIntoDst),
         Op::Scatter { index: Index::EdgeToCompact(ep), .. } => Some(StoreMode::AddIntoCompact(ep)),
         _ => None,
     }
 }
 
-/// Whether `op` scatters an edge value into source nodes (the only scatter a GEMM epilogue
-/// takes).
-pub fn is_src_scatter(op: &Op) -> bool {
-    scatter_store(op) == Some(StoreMode::AddIntoSrc)
+/// Whether `op` scatters rows into nodes (edge rows into their sources, compact rows into
+/// their nodes): the scatters a GEMM epilogue takes.
+pub fn is_node_scatter(op: &Op) -> bool {
+    matches!(scatter_store(op), Some(StoreMode::AddIntoSrc | StoreMode::AddIntoDst))
 }
 
 /// Partitions `module`'s instructions into kernel groups; with `options_fuse` off, one group
@@ -379,7 +384,7 @@ impl<'m> State<'m> {
             | Op::Aggregate { .. }
             | Op::GroupSize { .. }
             | Op::MaxGrad { .. } => Schedule::NodeParallel,
-            Op::Scatter { .. } => Schedule::Rows(RowSpace::Edges),
+            Op::Scatter { x, .. } => Schedule::Rows(row_space(self.module.ty(x).domain)),
             _ => Schedule::Rows(row_space(self.module.ty(v).domain)),
         }
     }
@@ -428,7 +433,9 @@ impl<'m> State<'m> {
             Op::Aggregate { op: AggOp::Sum, group: AggGroup::All, .. } => {
                 (ty_y.domain == Domain::Edge).then_some(u)
             }
-            ref op if is_src_scatter(op) => (ty_y.domain == Domain::Edge).then_some(u),
+            ref op if is_node_scatter(op) => {
+                matches!(ty_y.domain, Domain::Edge | Domain::Compact(_)).then_some(u)
+            }
             _ => None,
         }
     }

@@ -217,7 +217,10 @@ fn lower_gemm(cx: &Cx, members: &[ValueId]) -> Result<Gemm, PassError> {
             }
             Op::Unary { op, .. } => epilogue.push(Epilogue::Unary(op)),
             Op::Aggregate { .. } => store = StoreMode::AddIntoDst,
-            ref op if crate::fuse::is_src_scatter(op) => store = StoreMode::AddIntoSrc,
+            ref op if crate::fuse::is_node_scatter(op) => {
+                store = crate::fuse::scatter_store(op)
+                    .ok_or_else(|| internal(format!("{u} is no scatter")))?
+            }
             _ => return Err(internal(format!("{u} cannot be a gemm epilogue"))),
         }
         y = u;

@@ -81,6 +81,10 @@
 //!   v4 on compact.src: 24 edge rows -> 8 compact rows (16 saved); computed as v4, read back as v5
 //! ```
 
+mod adjoint;
+
+pub use adjoint::CompactedAdjoint;
+
 use crate::cleanup::cleanup_with_map;
 use pigeon_ir::{Domain, Endpoint, EntityId, GraphStats, Index, Inst, Module, Op, Select, ValueId};
 use std::fmt;
@@ -140,6 +144,11 @@ pub struct CompactReport {
     pub declined: Vec<DeclinedValue>,
     /// Instructions of the output module on compact rows.
     pub compact_insts: usize,
+    /// Adjoints (weight gradients and source scatters of a backward module) moved onto compact
+    /// rows (`adjoint.rs`), in module order.
+    pub adjoints: Vec<CompactedAdjoint>,
+    /// Why the adjoints were left on edges, when their rewrite failed (a bug in pigeon).
+    pub adjoint_error: Option<String>,
 }
 
 impl CompactReport {
@@ -179,6 +188,12 @@ impl fmt::Display for CompactReport {
                 c.compact,
                 c.result
             )?;
+        }
+        for a in &self.adjoints {
+            writeln!(f, "  adjoint {} ({}) on compact.{}", a.value, a.what, a.endpoint)?;
+        }
+        if let Some(e) = &self.adjoint_error {
+            writeln!(f, "  adjoints left on edges: {e}")?;
         }
         for d in &self.declined {
             writeln!(
@@ -308,9 +323,29 @@ fn profitable(stats: &GraphStats, ep: Endpoint) -> bool {
     stats.edges > 0 && c * 100 <= stats.edges * (100 - MIN_SAVED_PERCENT)
 }
 
-/// Rewrites the maximal endpoint-pure edge subtrees of `module` onto compact rows where `stats`
-/// says it pays (see the module doc); returns the new module and what was done.
+/// Rewrites the maximal endpoint-pure edge subtrees of `module` onto compact rows, and then the
+/// adjoints of a backward module (`adjoint.rs`), where `stats` says it pays (see the module
+/// doc); returns the new module and what was done.
 pub fn materialize_compact(module: &Module, stats: &GraphStats) -> (Module, CompactReport) {
+    let (out, mut report) = materialize_values(module, stats);
+    match adjoint::compact_adjoints(&out, stats) {
+        Ok((m, done)) if !done.is_empty() => {
+            report.adjoints = done;
+            let m = crate::cleanup::cleanup(&m);
+            report.compact_insts =
+                m.insts.values().filter(|i| matches!(i.ty.domain, Domain::Compact(_))).count();
+            (m, report)
+        }
+        Ok(_) => (out, report),
+        Err(e) => {
+            report.adjoint_error = Some(e);
+            (out, report)
+        }
+    }
+}
+
+/// The forward part of [`materialize_compact`]: endpoint-pure subtrees.
+fn materialize_values(module: &Module, stats: &GraphStats) -> (Module, CompactReport) {
     let analysis = analyse(module);
     let mut report = CompactReport::default();
     let mut accepted = Vec::new();

@@ -62,6 +62,12 @@ pub struct CompactTable {
     pub rel_offsets: Vec<usize>,
     /// The row of each edge.
     pub edge_row: Vec<u32>,
+    /// The edges grouped by row: those of row `i` are `row_edges[row_offsets[i]..row_offsets[i
+    /// + 1]]` (a CSR from rows to edges, the inverse of `edge_row`, for summing edge rows into
+    /// compact rows without atomics).
+    pub row_edges: Vec<u32>,
+    /// `len() + 1` offsets into `row_edges`.
+    pub row_offsets: Vec<usize>,
 }
 
 impl CompactTable {
@@ -208,11 +214,16 @@ pub fn compact_table(graph: &HeteroGraph, ep: Endpoint) -> CompactTable {
         rel: Vec::new(),
         rel_offsets: vec![0; graph.num_relations() + 1],
         edge_row: vec![0; graph.num_edges()],
+        row_edges: Vec::new(),
+        row_offsets: vec![0],
     };
     let mut last: Option<(u32, u32)> = None;
-    for &e in &order {
+    for (i, &e) in order.iter().enumerate() {
         let key = (graph.rel[e as usize], nodes[e as usize]);
         if last != Some(key) {
+            if last.is_some() {
+                table.row_offsets.push(i);
+            }
             table.rel.push(key.0);
             table.node.push(key.1);
             table.rel_offsets[key.0 as usize + 1] += 1;
@@ -220,6 +231,10 @@ pub fn compact_table(graph: &HeteroGraph, ep: Endpoint) -> CompactTable {
         }
         table.edge_row[e as usize] = (table.node.len() - 1) as u32;
     }
+    if last.is_some() {
+        table.row_offsets.push(order.len());
+    }
+    table.row_edges = order;
     for r in 0..graph.num_relations() {
         table.rel_offsets[r + 1] += table.rel_offsets[r];
     }

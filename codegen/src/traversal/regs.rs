@@ -279,6 +279,15 @@ pub(crate) fn store_kind(
         {
             Some(StoreKind::AddAtomic(GraphArray::Src))
         }
+        // Compact rows add into their node.
+        (StoreMode::AddIntoSrc | StoreMode::AddIntoDst, Level::Edge)
+            if rows == RowSpace::Nodes && mode.stores_from(space) =>
+        {
+            match space {
+                RowSpace::Compact(ep) => Some(StoreKind::AddAtomic(GraphArray::CompactNode(ep))),
+                _ => None,
+            }
+        }
         (StoreMode::AddIntoCompact(ep), Level::Edge)
             if rows == RowSpace::Compact(ep) && space == RowSpace::Edges =>
         {

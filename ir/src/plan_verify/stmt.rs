@@ -290,11 +290,12 @@ impl<'a> Verifier<'a> {
             StoreMode::Write => return,
             _ => match mode.target_rows() {
                 Some(target)
-                    if level != Level::Edge || iter != RowSpace::Edges || b.rows != target =>
+                    if level != Level::Edge || !mode.stores_from(iter) || b.rows != target =>
                 {
                     format!(
-                        "store {id}: {} adds edge rows into {} rows, not {} rows into {} rows",
+                        "store {id}: {} adds {} rows into {} rows, not {} rows into {} rows",
                         crate::plan_text::store_mode(mode),
+                        mode.sources(),
                         row_space(target),
                         row_space(iter),
                         row_space(b.rows)

@@ -4,7 +4,10 @@
 //! (edge work into `Rows(Edges)` or node-parallel groups, node work into `Rows(Nodes)` or
 //! node-parallel groups, other domains into `Rows` groups of their space); a merge is undone
 //! when it would make the group graph cyclic (a group reading, through memory, a value that it
-//! computes itself or that depends on it).
+//! computes itself or that depends on it). A sum into compact rows (`scatter .. by compact.e`)
+//! stays in a `Rows(Edges)` group: there a back end can run the edges grouped by compact row and
+//! add without atomics (the CPU does), where a node-parallel group is grouped by destination
+//! and would need an atomic add per element.
 
 use super::{resolve, row_space, Fusion, Group, GroupId, State, Template};
 use pigeon_ir::inter::{Domain, Op, ValueId};
@@ -25,8 +28,15 @@ impl State<'_> {
         let Some(s) = self.schedule(g) else { return false };
         let edge_ok = matches!(s, Schedule::Rows(RowSpace::Edges) | Schedule::NodeParallel);
         let node_ok = matches!(s, Schedule::Rows(RowSpace::Nodes) | Schedule::NodeParallel);
-        if matches!(self.module.insts[v].op, Op::Aggregate { .. } | Op::Scatter { .. }) {
-            return edge_ok;
+        match self.module.insts[v].op {
+            Op::Aggregate { .. } => return edge_ok,
+            Op::Scatter { x, .. } => {
+                return match self.module.ty(x).domain {
+                    Domain::Edge => edge_ok,
+                    d => s == Schedule::Rows(row_space(d)),
+                }
+            }
+            _ => {}
         }
         match self.module.ty(v).domain {
             Domain::Edge => edge_ok,
@@ -51,6 +61,9 @@ impl State<'_> {
         let mut attempts = vec![cands.clone()];
         attempts.extend(cands.iter().map(|&g| vec![g]));
         for attempt in attempts {
+            if !self.keeps_compact_sums_on_edge_rows(v, &attempt) {
+                continue;
+            }
             let saved = (self.group_of.clone(), self.groups.clone());
             self.merge(v, &attempt);
             if self.order().is_some() {
@@ -62,6 +75,33 @@ impl State<'_> {
         self.new_group(Template::Traversal(hint), vec![v]);
     }
 
+    /// The schedule of `v` merged with the groups `gs`: theirs when all agree, node-parallel
+    /// otherwise (`Rows(Edges)` or `Rows(Nodes)` work meeting softmax, aggregation or each
+    /// other).
+    fn merged_schedule(&self, v: ValueId, gs: &[usize]) -> Schedule {
+        let mut schedules: Vec<Schedule> = gs.iter().filter_map(|&g| self.schedule(g)).collect();
+        schedules.push(self.hint_for(v));
+        if schedules.iter().all(|&s| s == schedules[0]) {
+            schedules[0]
+        } else {
+            Schedule::NodeParallel
+        }
+    }
+
+    /// Whether merging `v` with the groups `gs` leaves every sum into compact rows among them
+    /// in a `Rows(Edges)` group (module doc).
+    fn keeps_compact_sums_on_edge_rows(&self, v: ValueId, gs: &[usize]) -> bool {
+        let compact_sum = |m: &ValueId| {
+            matches!(
+                self.module.insts[*m].op,
+                Op::Scatter { index: pigeon_ir::Index::EdgeToCompact(_), .. }
+            )
+        };
+        let members = gs.iter().filter_map(|&g| self.groups.get(g)?.as_ref());
+        let any = compact_sum(&v) || members.flat_map(|g| g.members.iter()).any(compact_sum);
+        !any || self.merged_schedule(v, gs) == Schedule::Rows(RowSpace::Edges)
+    }
+
     /// Merges `v` and the groups `gs` into the first of them.
     fn merge(&mut self, v: ValueId, gs: &[usize]) {
         let Some((&target, rest)) = gs.split_first() else {
@@ -69,15 +109,7 @@ impl State<'_> {
             self.new_group(Template::Traversal(hint), vec![v]);
             return;
         };
-        let mut schedules: Vec<Schedule> = gs.iter().filter_map(|&g| self.schedule(g)).collect();
-        schedules.push(self.hint_for(v));
-        // Rows(Edges) or Rows(Nodes) work meeting softmax, aggregation or each other becomes
-        // one node-parallel group.
-        let schedule = if schedules.iter().all(|&s| s == schedules[0]) {
-            schedules[0]
-        } else {
-            Schedule::NodeParallel
-        };
+        let schedule = self.merged_schedule(v, gs);
         let mut members = vec![v];
         for &g in rest {
             if let Some(group) = self.groups[g].take() {

@@ -72,6 +72,9 @@ pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()>
         (StoreMode::AddIntoDst, RowSpace::Compact(Endpoint::Dst), RowSpace::Nodes) => {
             Some(&env.compact(Endpoint::Dst)?.node[..])
         }
+        (StoreMode::AddIntoSrc, RowSpace::Compact(Endpoint::Src), RowSpace::Nodes) => {
+            Some(&env.compact(Endpoint::Src)?.node[..])
+        }
         (m, r, c) => return Err(internal(format!("cannot {m:?} {r:?} rows into a {c:?} buffer"))),
     };
     let segs = segments(env, g, bb.rows, rows)?;
@@ -105,7 +108,8 @@ pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()>
         {
             ctx.order = None;
         }
-        return scatter_into_src(ctx, &tasks, &env.graph.src);
+        let src = dst.ok_or_else(|| internal("a source scatter without its node index".into()))?;
+        return scatter_into_src(ctx, &tasks, src);
     }
     tasks.par_iter().for_each_init(
         || (Vec::new(), Vec::new()),
