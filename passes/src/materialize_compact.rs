@@ -45,6 +45,13 @@
 //! element-wise passes over the edge tensor. On a graph where every pair is unique (`C == E`)
 //! nothing changes. Candidates declined for this reason are listed in the [`CompactReport`].
 //!
+//! # Adjoints
+//!
+//! In a backward module the pass then moves the adjoints of such values onto compact rows too
+//! (`materialize_compact/adjoint.rs`): weight gradients whose row operand is endpoint-pure, and
+//! source scatters of a linear, sum the edge adjoint per (node, relation) pair first
+//! ([`CompactReport::adjoints`]).
+//!
 //! # Example
 //!
 //! Before (`examples/rgcn.rgnn` at `in_dim = 4, out_dim = 2`, abridged after `v6`):
