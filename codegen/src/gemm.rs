@@ -47,7 +47,7 @@ struct Resolved<'p> {
     cfg: TileConfig,
 }
 
-fn buffer<'p>(plan: &'p Plan, id: pigeon_ir::plan::BufferId) -> Result<&'p Buffer> {
+fn buffer(plan: &Plan, id: pigeon_ir::plan::BufferId) -> Result<&Buffer> {
     plan.buffers.get(id).ok_or_else(|| internal(format!("GEMM uses a missing buffer {id}")))
 }
 

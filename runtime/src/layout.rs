@@ -62,9 +62,9 @@ pub struct CompactTable {
     pub rel_offsets: Vec<usize>,
     /// The row of each edge.
     pub edge_row: Vec<u32>,
-    /// The edges grouped by row: those of row `i` are `row_edges[row_offsets[i]..row_offsets[i
-    /// + 1]]` (a CSR from rows to edges, the inverse of `edge_row`, for summing edge rows into
-    /// compact rows without atomics).
+    /// The edges grouped by row: those of row `i` are
+    /// `row_edges[row_offsets[i]..row_offsets[i + 1]]` (a CSR from rows to edges, the inverse
+    /// of `edge_row`, for summing edge rows into compact rows without atomics).
     pub row_edges: Vec<u32>,
     /// `len() + 1` offsets into `row_edges`.
     pub row_offsets: Vec<usize>,

@@ -116,9 +116,9 @@ impl CudaBackend {
             options(&varch).join(" ").as_bytes(),
         ]);
         let mut modules = self.lock_modules()?;
-        if !modules.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = modules.entry(key) {
             let module = self.load_module(key, &program.source)?;
-            modules.insert(key, Loaded { module, functions: HashMap::new() });
+            slot.insert(Loaded { module, functions: HashMap::new() });
         }
         drop(modules);
         self.look_up(key, program)
@@ -169,11 +169,14 @@ impl CudaBackend {
 }
 
 /// Device copies of everything one execution uses.
+/// A GEMM launch's row order (if any) and tiles on the device.
+type GemmArrays = (Option<CudaSlice<u32>>, CudaSlice<u32>);
+
 struct Uploaded {
     storages: Vec<CudaSlice<f32>>,
     arrays: HashMap<GraphArray, CudaSlice<u32>>,
     /// Per launch: the GEMM's order (if any) and tiles.
-    gemm: Vec<Option<(Option<CudaSlice<u32>>, CudaSlice<u32>)>>,
+    gemm: Vec<Option<GemmArrays>>,
     /// Whether each buffer holds values.
     written: Vec<bool>,
     bytes: usize,
