@@ -54,14 +54,29 @@ fn backward_elements(plan: &Plan) -> Vec<&'static str> {
     let mut out = Vec::new();
     for k in plan.kernels.values() {
         match k {
-            Kernel::WeightGrad(_) => out.push("weight_grad"),
+            Kernel::WeightGrad(g) => out.push(match g.rows {
+                pigeon::ir::plan::RowSpace::Compact(_) => "weight_grad over compact rows",
+                _ => "weight_grad",
+            }),
             Kernel::Gemm(g) if g.store == pigeon::ir::plan::StoreMode::AddIntoSrc => {
-                out.push("gemm add_into_src")
+                out.push(match g.rows {
+                    pigeon::ir::plan::RowSpace::Compact(_) => "gemm add_into_src from compact rows",
+                    _ => "gemm add_into_src",
+                })
             }
             Kernel::Gemm(_) => {}
             Kernel::Traversal(t) => {
+                let compact_rows = matches!(
+                    t.schedule,
+                    pigeon::ir::plan::Schedule::Rows(pigeon::ir::plan::RowSpace::Compact(_))
+                );
                 for s in &t.body {
                     out.push(match s.op {
+                        StmtOp::Store { mode: pigeon::ir::plan::StoreMode::AddIntoSrc, .. }
+                            if compact_rows =>
+                        {
+                            "store add_into_src from compact rows"
+                        }
                         StmtOp::UnaryGrad { .. } => "grad",
                         StmtOp::SumTo { .. } => "sum_to",
                         StmtOp::Transpose { .. } => "transpose",
@@ -91,7 +106,11 @@ fn every_zoo_backward_plan_compiles_with_nvrtc_for_sm80_and_sm90() {
     let mut seen: Vec<&'static str> = Vec::new();
     // For review: `PIGEON_CUDA_BACKWARD_DIR=dir` writes each distinct source there.
     let dump = std::env::var_os("PIGEON_CUDA_BACKWARD_DIR").map(std::path::PathBuf::from);
-    for (name, params) in zoo() {
+    // The zoo, and HGT 64 wide, whose key and value input gradients are GEMMs (narrow ones are
+    // matvecs in traversals) over compact rows where compaction pays.
+    let wide = ("hgt", vec![("in_dim".to_string(), 64), ("out_dim".to_string(), 64)]);
+    let models = zoo().len() + 1;
+    for (name, params) in zoo().into_iter().chain([wide]) {
         let module = compile_zoo(name, &params);
         let (_, s) = common::differentiated(&module);
         let mut sources = std::collections::HashSet::new();
@@ -126,7 +145,12 @@ fn every_zoo_backward_plan_compiles_with_nvrtc_for_sm80_and_sm90() {
                             k.name
                         );
                     }
-                    check_spills(&ptx, arch, &what);
+                    // Known: 64 wide, the weight transposes (a traversal over relations or
+                    // node types whose row is a whole 64 x 64 slice per thread) spill about
+                    // 224 bytes on sm_80 (docs/cuda.md, "Open"); the narrow zoo has none.
+                    if !params.iter().any(|(_, v)| *v >= 64) {
+                        check_spills(&ptx, arch, &what);
+                    }
                     compiled += 1;
                 }
             }
@@ -139,11 +163,15 @@ fn every_zoo_backward_plan_compiles_with_nvrtc_for_sm80_and_sm90() {
          units compiled; elements: {seen:?}",
         version.0, version.1
     );
-    let models = zoo().len();
     assert_eq!(generated, models * adversarial_graphs().len() * settings().len());
     assert!(compiled >= 2 * 2 * models, "{compiled} translation units for {models} models");
     let musts = ["weight_grad", "grad", "sum_to", "store add_into_src", "store add_into_compact"];
-    for must in musts.into_iter().chain(["group_size", "max_grad"]) {
+    let compact = [
+        "weight_grad over compact rows",
+        "gemm add_into_src from compact rows",
+        "store add_into_src from compact rows",
+    ];
+    for must in musts.into_iter().chain(compact).chain(["group_size", "max_grad"]) {
         assert!(seen.contains(&must), "no zoo backward plan has `{must}`: {seen:?}");
     }
 }
