@@ -224,7 +224,9 @@ enum Stage {
     /// The kernel plan.
     Plan,
     /// The backward module of the differentiated model (gradients of every weight), after
-    /// the list of forward values it reads and their f32 bytes on the graph.
+    /// the list of forward values it reads and their f32 bytes on the graph. With `--graph`,
+    /// as compiled for that graph (saved values the forward computes on compact rows are
+    /// saved as those rows).
     Backward,
     /// The kernel plans of a training step: the forward plan (outputs and saved values), then
     /// the backward plan, compiled for the graph as `pigeon bench --train` runs them.
@@ -385,9 +387,16 @@ fn dump(file: &Path, req: &DumpRequest, model: &ModelArgs, opt: &OptArgs) -> Res
         Stage::Backward => {
             let module = pigeon::compile(&src, model.model.as_deref(), &model.params)?;
             let grads = pigeon::train::Gradients::new(&module, &[])?;
-            let stats = match &req.graph {
-                Some(spec) => runtime::layout::graph_stats(&load_graph(spec)?),
-                None => pigeon::default_stats(),
+            // On a graph, the modules the training plans implement: saved values the optimised
+            // forward computes on compact rows are saved as those rows.
+            let (grads, stats) = match &req.graph {
+                Some(spec) => {
+                    let graph = load_graph(spec)?;
+                    let backend = Box::new(runtime::cpu::CpuBackend::default());
+                    let stats = runtime::layout::graph_stats(&graph);
+                    (grads.compile(&graph, &opt.options(), backend)?, stats)
+                }
+                None => (grads, pigeon::default_stats()),
             };
             if req.format == Format::Text {
                 for (saved, bytes) in grads.saved(&stats) {

@@ -18,6 +18,11 @@
 //! recomputed too: the pipeline computes it per (node, relation) pair with one GEMM, where
 //! saving it writes an edge table in the forward pass and reads it in the backward.
 //!
+//! [`compile_split`] compiles both modules for a graph; where compact materialization computes
+//! a saved edge value on compact rows in the optimised forward module, [`save_compact`] saves
+//! the compact rows instead (`saved:vN@compact.src`) and the backward module reads them back
+//! per edge (`compact_saved.rs`).
+//!
 //! ```text
 //! before                                  after differentiate (outputs: out, grad:W)
 //! v0 = input "h"      : node [4]          v0..v3 as before
@@ -27,7 +32,10 @@
 //! v4 = aggregate sum v3 : node [2]        output "grad:W" = v6
 //! ```
 
+mod compact_saved;
 mod rules;
+
+pub use compact_saved::{compact_saved_name, compile_split, save_compact, CompiledSplit};
 
 use crate::PassError;
 use pigeon_ir::infer::infer_type;
@@ -244,9 +252,10 @@ impl Emitter {
 /// A forward value the backward module reads.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Saved {
-    /// Its name: the forward output and the backward input `saved:vN`.
+    /// Its name: the forward output and the backward input `saved:vN`, or
+    /// `saved:vN@compact.src` once [`save_compact`] has moved it onto compact rows.
     pub name: String,
-    /// The value in the forward module.
+    /// The value in the forward module of its [`Split`].
     pub value: ValueId,
     /// Its type.
     pub ty: Type,

@@ -65,7 +65,9 @@ impl Gradients {
     }
 
     /// Compiles the forward and backward modules for `graph` with `options` and runs them on
-    /// `backend` from now on.
+    /// `backend` from now on. Saved edge values the optimised forward module computes on
+    /// compact rows are saved as those rows (`autodiff::compile_split`), so the modules and
+    /// the saved values change to the ones the plans implement.
     pub fn compile(
         mut self,
         graph: &HeteroGraph,
@@ -73,12 +75,9 @@ impl Gradients {
         backend: Box<dyn Backend>,
     ) -> Result<Self, Error> {
         let stats = pigeon_runtime::layout::graph_stats(graph);
-        let plan = |m: &Module| -> Result<Plan, Error> {
-            pigeon_passes::compile(m, &stats, options, None)?
-                .plan
-                .ok_or_else(|| bad(format!("the pipeline gave no plan for `{}`", m.name)))
-        };
-        let (forward, backward) = (plan(&self.split.forward)?, plan(&self.split.backward)?);
+        let compiled = autodiff::compile_split(&self.split, &stats, options)?;
+        self.split = compiled.split;
+        let (forward, backward) = (compiled.forward, compiled.backward);
         self.engine = Engine::Plans { forward, backward, backend };
         Ok(self)
     }
