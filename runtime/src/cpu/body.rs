@@ -14,7 +14,7 @@
 
 use super::float::Float;
 use super::index::RowMap;
-use super::rowops::{binary, dot, matvec, reduce, sum, unary_all, unary_grad_all};
+use super::rowops::{binary, binary_add, dot, matvec, reduce, sum, unary_all, unary_grad_all};
 use super::Raw;
 use pigeon_ir::plan::Level;
 use pigeon_ir::shape::LinearForm;
@@ -121,6 +121,27 @@ pub(super) struct Body<'a, T> {
     /// Per statement, whether it is a load that statements read straight from its buffer
     /// (set by [`Body::with_direct_loads`]).
     pub direct: Vec<bool>,
+    /// Per statement, the statement whose register its operands read: its own, or for a view
+    /// that is not copied, its operand's source (set by [`Body::with_fusion`]).
+    pub source: Vec<usize>,
+    /// Per statement, whether it is element-wise and computed by the store that is its only
+    /// reader, straight into the store's buffer (set by [`Body::with_fusion`]).
+    pub fused: Vec<bool>,
+}
+
+/// What a row-local statement sees of its group: the rows, the register layout, and the
+/// registers below its own.
+struct At<'g, T> {
+    span: Span<'g>,
+    lay: Layout,
+    /// Whether the statement is at edge level.
+    edge: bool,
+    /// Rows (edge level) or nodes (node level) of the group.
+    count: usize,
+    /// The group's first node.
+    first: usize,
+    node_of: &'g [u32],
+    regs: &'g [T],
 }
 
 /// The rows of one group.
@@ -285,6 +306,54 @@ impl<'a, T: Float> Body<'a, T> {
         self
     }
 
+    /// Marks the views read through their operand's source (no copy) and the element-wise
+    /// statements computed by their store: those whose register only that store reads, when
+    /// the store writes consecutive rows (`Write` of a row traversal, `WriteNode`) or adds a
+    /// binary statement into its node (`AddNode`). `rows`: whether the body runs over chunks
+    /// of rows (`Span::Rows`). Statements that group statements read stay in the scratch.
+    pub fn with_fusion(mut self, rows: bool) -> Self {
+        let n = self.ops.len();
+        let mut in_scratch = vec![false; n];
+        let mut uses = vec![0usize; n];
+        for op in &self.ops {
+            match op {
+                SOp::Softmax(x) | SOp::Aggregate { x, .. } => in_scratch[*x] = true,
+                SOp::MaxGrad { x, dy, .. } => {
+                    in_scratch[*x] = true;
+                    in_scratch[*dy] = true;
+                }
+                _ => {}
+            }
+            for_each_operand(op, |r| uses[r] += 1);
+        }
+        self.source = (0..n).collect();
+        for (i, op) in self.ops.iter().enumerate() {
+            if let SOp::Copy(x) = *op {
+                if !in_scratch[i] && self.regs[i].width == self.regs[x].width {
+                    self.source[i] = self.source[x];
+                }
+            }
+        }
+        self.fused = vec![false; n];
+        for op in &self.ops {
+            let SOp::Store { x, kind, .. } = op else { continue };
+            let x = *x;
+            let fits = match (kind, &self.ops[x]) {
+                (_, _) if uses[x] != 1 || in_scratch[x] || self.source[x] != x => false,
+                (StoreKind::Write, SOp::Unary(..) | SOp::UnaryGrad { .. } | SOp::Binary { .. }) => {
+                    rows
+                }
+                (StoreKind::WriteNode, SOp::Unary(..) | SOp::UnaryGrad { .. } | SOp::Binary { .. }) => {
+                    true
+                }
+                (StoreKind::AddNode, SOp::Binary { .. }) => true,
+                _ => false,
+            };
+            self.fused[x] = fits;
+        }
+        self
+    }
+
     /// Evaluates the body over the rows of `span`.
     pub fn run(&self, g: &mut Group<T>, span: Span) {
         let (n, m) = (span.rows(), span.nodes());
@@ -298,6 +367,7 @@ impl<'a, T: Float> Body<'a, T> {
         for ((reg, op), &direct) in self.regs.iter().zip(&self.ops).zip(&self.direct) {
             match op {
                 SOp::Load { .. } if direct => {}
+                _ if self.fused[reg.id] || self.source[reg.id] != reg.id => {}
                 SOp::Softmax(x) => self.softmax(g, span, lay, &self.regs[*x], reg),
                 SOp::GroupSize(group) => self.group_size(g, span, lay, *group, reg),
                 SOp::MaxGrad { group, x, dy } => {
@@ -313,7 +383,7 @@ impl<'a, T: Float> Body<'a, T> {
     }
 
     /// Evaluates a row-local statement for every row (edge level) or node (node level) of the
-    /// group into its register `out`.
+    /// group into its register `out` (a store: into its buffer).
     fn eval(&self, g: &mut Group<T>, span: Span, lay: Layout, op: &SOp<T>, out: &Reg) {
         let edge = out.level == Level::Edge;
         let count = if edge { lay.n } else { lay.m };
@@ -321,29 +391,113 @@ impl<'a, T: Float> Body<'a, T> {
             Span::Nodes { first, .. } => first,
             Span::Rows { .. } => 0,
         };
-        // The statement's row id: an edge or row id, or a node id.
-        let id = |j: usize| if edge { span.id(j) } else { first + j };
-        let node_of = &g.node_of[..];
         let base = lay.base(out);
         let (lo, hi) = g.regs.split_at_mut(base);
-        let lo = &*lo;
-        let w = out.width;
-        let res = &mut hi[..count * w];
-        let opnd = |r: usize| {
-            let x = &self.regs[r];
-            let per_node = edge && x.level == Level::Node;
-            let src = match &self.ops[r] {
-                SOp::Load { view, map } if self.direct[r] => Src::Buffer {
-                    view: *view,
-                    map,
-                    node_level: x.level == Level::Node,
-                    span,
-                    first,
-                },
-                _ => Src::Scratch { base: lay.base(x) },
-            };
-            Opnd { width: x.width, per_node, src }
+        let at = At { span, lay, edge, count, first, node_of: &g.node_of, regs: &*lo };
+        match op {
+            SOp::Store { view, x, kind } => self.store(&at, *view, *x, *kind),
+            op => self.compute(&at, op, out.width, &mut hi[..count * out.width]),
+        }
+    }
+
+    /// Stores register `x` (or, where it is fused into the store, computes it straight into the
+    /// buffer) for every row of the group.
+    fn store(&self, at: &At<T>, view: Raw<T>, x: usize, kind: StoreKind) {
+        let (span, count, first, edge) = (at.span, at.count, at.first, at.edge);
+        let node_of = at.node_of;
+        // The node the row belongs to: itself at node level, its local node's id at edge
+        // level (the destination of an edge of a grouped traversal).
+        let node = |j: usize| {
+            if edge {
+                first + node_of.get(j).copied().unwrap_or(0) as usize
+            } else {
+                first + j
+            }
         };
+        let id = |j: usize| if edge { span.id(j) } else { first + j };
+        let w = self.regs[x].width;
+        if self.fused[x] {
+            // SAFETY (all fused stores): as for the unfused stores below; the fused
+            // statement's operands are registers or buffers this kernel does not write.
+            match (kind, span) {
+                (StoreKind::Write, Span::Rows { lo, .. }) => {
+                    let dest = unsafe { view.rows_mut(lo, count) };
+                    return self.compute(at, &self.ops[x], w, dest);
+                }
+                (StoreKind::WriteNode, _) => {
+                    let dest = unsafe { view.rows_mut(first, count) };
+                    return self.compute(at, &self.ops[x], w, dest);
+                }
+                (StoreKind::AddNode, _) => {
+                    if let SOp::Binary { op, a, b, ia, ib } = &self.ops[x] {
+                        let (a, b) = (self.opnd(at, *a), self.opnd(at, *b));
+                        for j in 0..count {
+                            let dest = unsafe { view.row_mut(node(j)) };
+                            let (ra, rb) = (a.row(at.regs, j, node_of), b.row(at.regs, j, node_of));
+                            binary_add(*op, ra, rb, ia, ib, dest);
+                        }
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A fused statement the cases above do not cover (`with_fusion` fuses none): computed
+        // here, then stored.
+        let mut computed = Vec::new();
+        let x = if self.fused[x] {
+            computed.resize(count * w, T::ZERO);
+            self.compute(at, &self.ops[x], w, &mut computed);
+            Opnd { width: w, per_node: false, src: Src::Scratch { base: 0 } }
+        } else {
+            self.opnd(at, x)
+        };
+        let regs = if computed.is_empty() { at.regs } else { &computed[..] };
+        for j in 0..count {
+            let v = x.row(regs, j, node_of);
+            // SAFETY: edge rows belong to one group; node rows to their node's task; the
+            // atomic destination rows are only touched by atomic adds (access rules).
+            unsafe {
+                match kind {
+                    StoreKind::Write => view.row_mut(id(j)).copy_from_slice(v),
+                    StoreKind::WriteNode => view.row_mut(node(j)).copy_from_slice(v),
+                    StoreKind::AddNode => {
+                        view.row_mut(node(j)).iter_mut().zip(v).for_each(|(o, &x)| *o += x)
+                    }
+                    StoreKind::AddAtomic(at) => view.add_atomic(at[id(j)] as usize, v),
+                }
+            }
+        }
+    }
+
+    /// Where statements at `at` find operand register `r`: the register of a view's operand
+    /// (views that are not copied), a load's buffer (direct loads) or the scratch.
+    fn opnd<'m>(&'m self, at: &At<'m, T>, r: usize) -> Opnd<'m, 'a, T> {
+        let width = self.regs[r].width;
+        let r = self.source[r];
+        let x = &self.regs[r];
+        let per_node = at.edge && x.level == Level::Node;
+        let src = match &self.ops[r] {
+            SOp::Load { view, map } if self.direct[r] => Src::Buffer {
+                view: *view,
+                map,
+                node_level: x.level == Level::Node,
+                span: at.span,
+                first: at.first,
+            },
+            _ => Src::Scratch { base: at.lay.base(x) },
+        };
+        Opnd { width, per_node, src }
+    }
+
+    /// Computes a row-local statement (not a store) for every row of the group into `res`
+    /// (`w` values per row).
+    fn compute(&self, at: &At<T>, op: &SOp<T>, w: usize, res: &mut [T]) {
+        let (span, count, first, edge) = (at.span, at.count, at.first, at.edge);
+        // The statement's row id: an edge or row id, or a node id.
+        let id = |j: usize| if edge { span.id(j) } else { first + j };
+        let (node_of, lo) = (at.node_of, at.regs);
+        let opnd = |r: usize| self.opnd(at, r);
         match op {
             // SAFETY (loads, matvec): these buffers are not written by this kernel, or only
             // through this very row (access rules).
@@ -461,33 +615,11 @@ impl<'a, T: Float> Body<'a, T> {
                     matvec(form, x.row(lo, j, node_of), unsafe { wv.row(map.get(id(j))) }, o)
                 }
             }
-            SOp::Store { view, x, kind } => {
-                let x = opnd(*x);
-                for j in 0..count {
-                    let v = x.row(lo, j, node_of);
-                    // The node the row belongs to: itself at node level, its local node's id
-                    // at edge level (the destination of an edge of a grouped traversal).
-                    let node = if edge {
-                        first + node_of.get(j).copied().unwrap_or(0) as usize
-                    } else {
-                        first + j
-                    };
-                    // SAFETY: edge rows belong to one group; node rows to their node's task;
-                    // the atomic destination rows are only touched by atomic adds (access
-                    // rules).
-                    unsafe {
-                        match kind {
-                            StoreKind::Write => view.row_mut(id(j)).copy_from_slice(v),
-                            StoreKind::WriteNode => view.row_mut(node).copy_from_slice(v),
-                            StoreKind::AddNode => {
-                                view.row_mut(node).iter_mut().zip(v).for_each(|(o, &x)| *o += x)
-                            }
-                            StoreKind::AddAtomic(at) => view.add_atomic(at[id(j)] as usize, v),
-                        }
-                    }
-                }
-            }
-            SOp::Softmax(_) | SOp::Aggregate { .. } | SOp::GroupSize(_) | SOp::MaxGrad { .. } => {}
+            SOp::Softmax(_)
+            | SOp::Aggregate { .. }
+            | SOp::GroupSize(_)
+            | SOp::MaxGrad { .. }
+            | SOp::Store { .. } => {}
         }
     }
 
@@ -619,5 +751,29 @@ impl<'a, T: Float> Body<'a, T> {
                 }
             }
         }
+    }
+}
+
+/// Calls `f` with every register operand of `op`.
+fn for_each_operand<T>(op: &SOp<T>, mut f: impl FnMut(usize)) {
+    match op {
+        SOp::Load { .. } | SOp::Const(_) | SOp::GroupSize(_) => {}
+        SOp::Unary(_, x)
+        | SOp::Copy(x)
+        | SOp::MatVec { x, .. }
+        | SOp::Softmax(x)
+        | SOp::Aggregate { x, .. }
+        | SOp::Store { x, .. }
+        | SOp::SumTo { x, .. }
+        | SOp::Permute { x, .. } => f(*x),
+        SOp::Binary { a, b, .. } | SOp::Dot { a, b, .. } => {
+            f(*a);
+            f(*b);
+        }
+        SOp::UnaryGrad { x, dy, .. } | SOp::MaxGrad { x, dy, .. } => {
+            f(*x);
+            f(*dy);
+        }
+        SOp::Concat { xs, .. } => xs.iter().for_each(|&(x, _)| f(x)),
     }
 }

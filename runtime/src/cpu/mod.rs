@@ -339,6 +339,18 @@ impl<T: Float> Raw<T> {
         // SAFETY: in bounds (checked); exclusive by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), self.width) }
     }
+    /// Mutable rows `i..i + n`, consecutive.
+    ///
+    /// # Safety
+    /// No other task may read or write these rows while the slice lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn rows_mut(&self, i: usize, n: usize) -> &mut [T] {
+        let (start, len) = (i * self.width, n * self.width);
+        assert!(start + len <= self.len, "rows {i}.. beyond a buffer of {} values", self.len);
+        // SAFETY: in bounds (checked); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
     /// Adds `x` into row `i` with atomic adds.
     ///
     /// # Safety

@@ -125,6 +125,26 @@ pub(super) fn binary<T: Float>(
     }
 }
 
+/// `out += op(a, b)` with broadcast offsets (a binary statement fused into the store that
+/// adds it into its node's row).
+pub(super) fn binary_add<T: Float>(
+    op: BinaryOp,
+    a: &[T],
+    b: &[T],
+    ia: &[usize],
+    ib: &[usize],
+    out: &mut [T],
+) {
+    let add = |o: &mut T, v: T| *o += v;
+    match op {
+        BinaryOp::Add => binary_into(|x, y| x + y, add, a, b, ia, ib, out),
+        BinaryOp::Sub => binary_into(|x, y| x - y, add, a, b, ia, ib, out),
+        BinaryOp::Mul => binary_into(|x, y| x * y, add, a, b, ia, ib, out),
+        BinaryOp::Div => binary_into(|x, y| x / y, add, a, b, ia, ib, out),
+        BinaryOp::Max => binary_into(|x: T, y| x.max(y), add, a, b, ia, ib, out),
+    }
+}
+
 #[inline(always)]
 fn binary_with<T: Float>(
     f: impl Fn(T, T) -> T,
@@ -134,24 +154,39 @@ fn binary_with<T: Float>(
     ib: &[usize],
     out: &mut [T],
 ) {
+    binary_into(f, |o: &mut T, v| *o = v, a, b, ia, ib, out)
+}
+
+/// `put(out[i], f(a, b))` for every element, the common shapes (equal, or one side a scalar)
+/// in contiguous loops.
+#[inline(always)]
+fn binary_into<T: Float>(
+    f: impl Fn(T, T) -> T,
+    put: impl Fn(&mut T, T),
+    a: &[T],
+    b: &[T],
+    ia: &[usize],
+    ib: &[usize],
+    out: &mut [T],
+) {
     let n = out.len();
     if a.len() == n && b.len() == n {
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
+            put(o, f(x, y));
         }
     } else if a.len() == 1 && b.len() == n {
         let x = a[0];
         for (o, &y) in out.iter_mut().zip(b) {
-            *o = f(x, y);
+            put(o, f(x, y));
         }
     } else if b.len() == 1 && a.len() == n {
         let y = b[0];
         for (o, &x) in out.iter_mut().zip(a) {
-            *o = f(x, y);
+            put(o, f(x, y));
         }
     } else {
         for ((o, &pa), &pb) in out.iter_mut().zip(ia).zip(ib) {
-            *o = f(a[pa], b[pb]);
+            put(o, f(a[pa], b[pb]));
         }
     }
 }
