@@ -14,7 +14,9 @@
 
 use super::float::Float;
 use super::index::RowMap;
-use super::rowops::{binary, binary_add, dot, matvec, reduce, sum, unary_all, unary_grad_all};
+use super::rowops::{
+    binary, binary_rows, binary_rows_into, dot, matvec, reduce, sum, unary_all, unary_grad_all,
+};
 use super::Raw;
 use pigeon_ir::plan::Level;
 use pigeon_ir::shape::LinearForm;
@@ -308,8 +310,8 @@ impl<'a, T: Float> Body<'a, T> {
 
     /// Marks the views read through their operand's source (no copy) and the element-wise
     /// statements computed by their store: those whose register only that store reads, when
-    /// the store writes consecutive rows (`Write` of a row traversal, `WriteNode`) or adds a
-    /// binary statement into its node (`AddNode`). `rows`: whether the body runs over chunks
+    /// the store writes consecutive rows (`Write` of a row traversal, `WriteNode`), or writes
+    /// or adds a binary statement into its rows one by one (`Write`, `AddNode`). `rows`: whether the body runs over chunks
     /// of rows (`Span::Rows`). Statements that group statements read stay in the scratch.
     pub fn with_fusion(mut self, rows: bool) -> Self {
         let n = self.ops.len();
@@ -340,9 +342,8 @@ impl<'a, T: Float> Body<'a, T> {
             let x = *x;
             let fits = match (kind, &self.ops[x]) {
                 (_, _) if uses[x] != 1 || in_scratch[x] || self.source[x] != x => false,
-                (StoreKind::Write, SOp::Unary(..) | SOp::UnaryGrad { .. } | SOp::Binary { .. }) => {
-                    rows
-                }
+                (StoreKind::Write, SOp::Unary(..) | SOp::UnaryGrad { .. }) => rows,
+                (StoreKind::Write, SOp::Binary { .. }) => true,
                 (StoreKind::WriteNode, SOp::Unary(..) | SOp::UnaryGrad { .. } | SOp::Binary { .. }) => {
                     true
                 }
@@ -428,15 +429,14 @@ impl<'a, T: Float> Body<'a, T> {
                     let dest = unsafe { view.rows_mut(first, count) };
                     return self.compute(at, &self.ops[x], w, dest);
                 }
-                (StoreKind::AddNode, _) => {
+                (StoreKind::AddNode | StoreKind::Write, _) => {
                     if let SOp::Binary { op, a, b, ia, ib } = &self.ops[x] {
                         let (a, b) = (self.opnd(at, *a), self.opnd(at, *b));
-                        for j in 0..count {
-                            let dest = unsafe { view.row_mut(node(j)) };
-                            let (ra, rb) = (a.row(at.regs, j, node_of), b.row(at.regs, j, node_of));
-                            binary_add(*op, ra, rb, ia, ib, dest);
-                        }
-                        return;
+                        let (ra, rb) = (|j| a.row(at.regs, j, node_of), |j| b.row(at.regs, j, node_of));
+                        let add = matches!(kind, StoreKind::AddNode);
+                        let row = |j| if add { node(j) } else { id(j) };
+                        let dest = |j| unsafe { view.row_mut(row(j)) };
+                        return binary_rows_into(*op, add, ra, rb, ia, ib, dest, count);
                     }
                 }
                 _ => {}
@@ -539,9 +539,8 @@ impl<'a, T: Float> Body<'a, T> {
                 match (a.all(lo, count), b.all(lo, count)) {
                     (Some(xa), Some(xb)) if same => binary(*op, xa, xb, &[], &[], res),
                     _ => {
-                        for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                            binary(*op, a.row(lo, j, node_of), b.row(lo, j, node_of), ia, ib, o);
-                        }
+                        let (ra, rb) = (|j| a.row(lo, j, node_of), |j| b.row(lo, j, node_of));
+                        binary_rows(*op, ra, rb, ia, ib, res, w);
                     }
                 }
             }

@@ -125,23 +125,68 @@ pub(super) fn binary<T: Float>(
     }
 }
 
-/// `out += op(a, b)` with broadcast offsets (a binary statement fused into the store that
-/// adds it into its node's row).
-pub(super) fn binary_add<T: Float>(
+/// `out[j] = op(a(j), b(j))` for the rows `j` of `out` (`w` values each), the operator matched
+/// once for all rows.
+pub(super) fn binary_rows<'r, T: Float + 'r>(
     op: BinaryOp,
-    a: &[T],
-    b: &[T],
+    a: impl Fn(usize) -> &'r [T],
+    b: impl Fn(usize) -> &'r [T],
     ia: &[usize],
     ib: &[usize],
     out: &mut [T],
+    w: usize,
 ) {
-    let add = |o: &mut T, v: T| *o += v;
+    let n = out.len() / w.max(1);
+    let mut rows = out.chunks_exact_mut(w.max(1));
+    let dest = |_: usize| rows.next().unwrap_or_default();
+    binary_rows_into(op, false, a, b, ia, ib, dest, n)
+}
+
+/// `dest(j) = op(a(j), b(j))`, or `dest(j) += op(a(j), b(j))` when `add`, for rows `0..n`,
+/// the operator matched once (a binary statement computed by its store: `body.rs`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn binary_rows_into<'r, 'o, T: Float + 'r + 'o>(
+    op: BinaryOp,
+    add: bool,
+    a: impl Fn(usize) -> &'r [T],
+    b: impl Fn(usize) -> &'r [T],
+    ia: &[usize],
+    ib: &[usize],
+    dest: impl FnMut(usize) -> &'o mut [T],
+    n: usize,
+) {
+    macro_rules! rows {
+        ($f:expr) => {
+            if add {
+                rows_with($f, |o: &mut T, v| *o += v, a, b, ia, ib, dest, n)
+            } else {
+                rows_with($f, |o: &mut T, v| *o = v, a, b, ia, ib, dest, n)
+            }
+        };
+    }
     match op {
-        BinaryOp::Add => binary_into(|x, y| x + y, add, a, b, ia, ib, out),
-        BinaryOp::Sub => binary_into(|x, y| x - y, add, a, b, ia, ib, out),
-        BinaryOp::Mul => binary_into(|x, y| x * y, add, a, b, ia, ib, out),
-        BinaryOp::Div => binary_into(|x, y| x / y, add, a, b, ia, ib, out),
-        BinaryOp::Max => binary_into(|x: T, y| x.max(y), add, a, b, ia, ib, out),
+        BinaryOp::Add => rows!(|x, y| x + y),
+        BinaryOp::Sub => rows!(|x, y| x - y),
+        BinaryOp::Mul => rows!(|x, y| x * y),
+        BinaryOp::Div => rows!(|x, y| x / y),
+        BinaryOp::Max => rows!(|x: T, y| x.max(y)),
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rows_with<'r, 'o, T: Float + 'r + 'o>(
+    f: impl Fn(T, T) -> T,
+    put: impl Fn(&mut T, T),
+    a: impl Fn(usize) -> &'r [T],
+    b: impl Fn(usize) -> &'r [T],
+    ia: &[usize],
+    ib: &[usize],
+    mut dest: impl FnMut(usize) -> &'o mut [T],
+    n: usize,
+) {
+    for j in 0..n {
+        binary_into(&f, &put, a(j), b(j), ia, ib, dest(j));
     }
 }
 
