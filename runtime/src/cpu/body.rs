@@ -15,7 +15,8 @@
 use super::float::Float;
 use super::index::RowMap;
 use super::rowops::{
-    binary, binary_rows, binary_rows_into, dot, matvec, reduce, sum, unary_all, unary_grad_all,
+    binary, binary_rows, binary_rows_into, binary_sum_rows, dot, matvec, reduce, sum, unary_all,
+    unary_grad_all,
 };
 use super::Raw;
 use pigeon_ir::plan::Level;
@@ -165,6 +166,13 @@ impl Span<'_> {
             Span::Nodes { edges, .. } => edges.len(),
         }
     }
+    /// The edge ids of a grouped span (none for rows).
+    fn edges(&self) -> &[u32] {
+        match self {
+            Span::Rows { .. } => &[],
+            Span::Nodes { edges, .. } => edges,
+        }
+    }
     /// Number of nodes.
     fn nodes(&self) -> usize {
         match self {
@@ -218,7 +226,33 @@ enum Src<'m, 'a, T> {
     Buffer { view: Raw<T>, map: &'m RowMap<'a>, node_level: bool, span: Span<'m>, first: usize },
 }
 
+/// Rows ahead of the current one that gathers prefetch: a gathered row costs a cache miss,
+/// which the hardware cannot predict from edge ids in CSR order.
+const PREFETCH_AHEAD: usize = 8;
+
 impl<'m, 'a, T: Float> Opnd<'m, 'a, T> {
+    /// Starts loading row `j + PREFETCH_AHEAD` of a gathered buffer operand (not of the
+    /// scratch, and not of consecutive rows), if there is such a row among `count`.
+    #[inline(always)]
+    fn prefetch(&self, j: usize, count: usize) {
+        let j = j + PREFETCH_AHEAD;
+        if self.per_node || j >= count {
+            return;
+        }
+        if let Src::Buffer { view, map, node_level: false, span, .. } = self.src {
+            if !matches!((map, span), (RowMap::Identity, Span::Rows { .. })) {
+                view.prefetch_row(map.get(span.id(j)));
+            }
+        }
+    }
+
+    /// Row `j`, after prefetching a row ahead (`count` rows in all).
+    #[inline(always)]
+    fn row_ahead<'s>(&'s self, regs: &'s [T], j: usize, count: usize, node_of: &[u32]) -> &'s [T] {
+        self.prefetch(j, count);
+        self.row(regs, j, node_of)
+    }
+
     #[inline(always)]
     fn row<'s>(&'s self, regs: &'s [T], j: usize, node_of: &[u32]) -> &'s [T] {
         let r = if self.per_node { node_of[j] as usize } else { j };
@@ -352,6 +386,36 @@ impl<'a, T: Float> Body<'a, T> {
             };
             self.fused[x] = fits;
         }
+        // Reductions of a binary statement only they read: sum_to of a product without
+        // broadcasting over trailing axes (dot products), a sum or mean over all of a node's
+        // rows (added row by row into the node's register).
+        for (i, op) in self.ops.iter().enumerate() {
+            let x = match op {
+                SOp::SumTo { x, to } => {
+                    let (xw, w) = (self.regs[*x].width, self.regs[i].width);
+                    let block = xw / w.max(1);
+                    let blocks = block > 0 && to.iter().enumerate().all(|(i, &t)| t == i / block);
+                    let plain = |r: usize| self.regs[r].width == xw;
+                    match &self.ops[*x] {
+                        SOp::Binary { op: BinaryOp::Mul, a, b, .. }
+                            if blocks && plain(*a) && plain(*b) && !in_scratch[*x] =>
+                        {
+                            *x
+                        }
+                        _ => continue,
+                    }
+                }
+                SOp::Aggregate { op: AggOp::Sum | AggOp::Mean, group: AggGroup::All, x }
+                    if matches!(self.ops[*x], SOp::Binary { .. }) =>
+                {
+                    *x
+                }
+                _ => continue,
+            };
+            if uses[x] == 1 && self.source[x] == x {
+                self.fused[x] = true;
+            }
+        }
         self
     }
 
@@ -374,6 +438,9 @@ impl<'a, T: Float> Body<'a, T> {
                 SOp::MaxGrad { group, x, dy } => {
                     let (x, dy) = (&self.regs[*x], &self.regs[*dy]);
                     self.max_grad(g, span, lay, *group, (x, dy), reg)
+                }
+                SOp::Aggregate { op, x, .. } if self.fused[*x] => {
+                    self.aggregate_fused(g, span, lay, *op, *x, reg)
                 }
                 SOp::Aggregate { op, group, x } => {
                     self.aggregate(g, span, lay, *op, *group, &self.regs[*x], reg)
@@ -432,10 +499,16 @@ impl<'a, T: Float> Body<'a, T> {
                 (StoreKind::AddNode | StoreKind::Write, _) => {
                     if let SOp::Binary { op, a, b, ia, ib } = &self.ops[x] {
                         let (a, b) = (self.opnd(at, *a), self.opnd(at, *b));
-                        let (ra, rb) = (|j| a.row(at.regs, j, node_of), |j| b.row(at.regs, j, node_of));
+                        let ra = |j| a.row_ahead(at.regs, j, count, node_of);
+                        let rb = |j| b.row_ahead(at.regs, j, count, node_of);
                         let add = matches!(kind, StoreKind::AddNode);
                         let row = |j| if add { node(j) } else { id(j) };
-                        let dest = |j| unsafe { view.row_mut(row(j)) };
+                        let dest = |j| {
+                            if let (false, Some(&e)) = (add, span.edges().get(j + PREFETCH_AHEAD)) {
+                                view.prefetch_row(e as usize);
+                            }
+                            unsafe { view.row_mut(row(j)) }
+                        };
                         return binary_rows_into(*op, add, ra, rb, ia, ib, dest, count);
                     }
                 }
@@ -454,7 +527,10 @@ impl<'a, T: Float> Body<'a, T> {
         };
         let regs = if computed.is_empty() { at.regs } else { &computed[..] };
         for j in 0..count {
-            let v = x.row(regs, j, node_of);
+            let v = x.row_ahead(regs, j, count, node_of);
+            if let (StoreKind::Write, Some(&e)) = (kind, span.edges().get(j + PREFETCH_AHEAD)) {
+                view.prefetch_row(e as usize);
+            }
             // SAFETY: edge rows belong to one group; node rows to their node's task; the
             // atomic destination rows are only touched by atomic adds (access rules).
             unsafe {
@@ -539,7 +615,8 @@ impl<'a, T: Float> Body<'a, T> {
                 match (a.all(lo, count), b.all(lo, count)) {
                     (Some(xa), Some(xb)) if same => binary(*op, xa, xb, &[], &[], res),
                     _ => {
-                        let (ra, rb) = (|j| a.row(lo, j, node_of), |j| b.row(lo, j, node_of));
+                        let ra = |j| a.row_ahead(lo, j, count, node_of);
+                        let rb = |j| b.row_ahead(lo, j, count, node_of);
                         binary_rows(*op, ra, rb, ia, ib, res, w);
                     }
                 }
@@ -547,7 +624,8 @@ impl<'a, T: Float> Body<'a, T> {
             SOp::Dot { a, b, k, ia, ib } => {
                 let (a, b) = (opnd(*a), opnd(*b));
                 for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                    let (xa, xb) = (a.row(lo, j, node_of), b.row(lo, j, node_of));
+                    let xa = a.row_ahead(lo, j, count, node_of);
+                    let xb = b.row_ahead(lo, j, count, node_of);
                     for ((o, &pa), &pb) in o.iter_mut().zip(ia).zip(ib) {
                         let (ra, rb) = (&xa[pa * k..(pa + 1) * k], &xb[pb * k..(pb + 1) * k]);
                         *o = dot(ra, rb);
@@ -561,6 +639,21 @@ impl<'a, T: Float> Body<'a, T> {
                     None => {
                         for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
                             o.copy_from_slice(x.row(lo, j, node_of));
+                        }
+                    }
+                }
+            }
+            SOp::SumTo { x, .. } if self.fused[*x] => {
+                // The sum of a product it alone reads (`with_fusion`): dot products of blocks.
+                if let SOp::Binary { a, b, .. } = &self.ops[*x] {
+                    let block = self.regs[*x].width / w.max(1);
+                    let (a, b) = (opnd(*a), opnd(*b));
+                    for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                        let xa = a.row_ahead(lo, j, count, node_of);
+                        let xb = b.row_ahead(lo, j, count, node_of);
+                        let pairs = xa.chunks_exact(block).zip(xb.chunks_exact(block));
+                        for (o, (pa, pb)) in o.iter_mut().zip(pairs) {
+                            *o = dot(pa, pb);
                         }
                     }
                 }
@@ -717,6 +810,48 @@ impl<'a, T: Float> Body<'a, T> {
                 }
             }
         }
+    }
+
+    /// Sums (or averages) the binary statement `x` over each node's rows into node register
+    /// `out`, computing it row by row into the sum (`with_fusion`): the same additions, in the
+    /// same order, as [`Body::aggregate`] of the computed register.
+    fn aggregate_fused(
+        &self,
+        g: &mut Group<T>,
+        span: Span,
+        lay: Layout,
+        op: AggOp,
+        x: usize,
+        out: &Reg,
+    ) {
+        let SOp::Binary { op: f, a, b, ia, ib } = &self.ops[x] else { return };
+        let (ob, w) = (lay.base(out), out.width);
+        let first = match span {
+            Span::Nodes { first, .. } => first,
+            Span::Rows { .. } => 0,
+        };
+        let mut sums = std::mem::take(&mut g.tmp);
+        sums.clear();
+        sums.resize(lay.m * w, T::ZERO);
+        {
+            let (regs, node_of) = (&g.regs[..], &g.node_of[..]);
+            let at = At { span, lay, edge: true, count: lay.n, first, node_of, regs };
+            let (a, b) = (self.opnd(&at, *a), self.opnd(&at, *b));
+            let n = lay.n;
+            let ra = |j| a.row_ahead(regs, j, n, node_of);
+            let rb = |j| b.row_ahead(regs, j, n, node_of);
+            for (i, acc) in sums.chunks_exact_mut(w.max(1)).enumerate() {
+                let rows = span.of_node(i);
+                let n = rows.len();
+                binary_sum_rows(*f, ra, rb, ia, ib, rows, acc);
+                if op == AggOp::Mean && n > 0 {
+                    let c = T::from_f64(n as f64);
+                    acc.iter_mut().for_each(|v| *v = *v / c);
+                }
+            }
+        }
+        g.regs[ob..ob + lay.m * w].copy_from_slice(&sums);
+        g.tmp = sums;
     }
 
     /// Reduces edge register `x` over each node's rows into node register `out`.

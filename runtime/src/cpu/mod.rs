@@ -364,6 +364,28 @@ impl<T: Float> Raw<T> {
             unsafe { T::atomic_add(self.ptr.add(start + j), v) }
         }
     }
+    /// Hints the CPU to start loading row `i` into the cache (nothing if `i` is out of bounds
+    /// or the target has no prefetch instruction).
+    #[inline(always)]
+    pub fn prefetch_row(&self, i: usize) {
+        let start = i * self.width;
+        if start + self.width > self.len {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let bytes = self.width * std::mem::size_of::<T>();
+            let p = self.ptr.wrapping_add(start).cast::<i8>();
+            for line in (0..bytes).step_by(64) {
+                // SAFETY: prefetching is a hint that never faults; the address is in bounds.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        p.wrapping_add(line),
+                    )
+                }
+            }
+        }
+    }
     /// The first value (for GEMM operands given as base pointers).
     pub fn ptr(&self) -> *mut T {
         self.ptr
