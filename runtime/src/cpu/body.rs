@@ -11,6 +11,13 @@
 //! rows). An element-wise statement over registers of one width is then one contiguous loop,
 //! and every operand of a statement lies below its result, so a statement's result and its
 //! operands are disjoint slices of the scratch.
+//!
+//! Not every register reaches the scratch ([`Body::with_direct_loads`], [`Body::with_fusion`]):
+//! loads of buffers the kernel does not write are read in place, views read their operand, and
+//! an element-wise statement read only by one store or reduction is computed by it: straight
+//! into the store's rows, added into a node's row or register, or (a product summed over its
+//! trailing axes) as dot products. Row loops over gathered buffer rows prefetch a few rows
+//! ahead.
 
 use super::float::Float;
 use super::index::RowMap;

@@ -189,6 +189,8 @@ pub(crate) struct Env<'a> {
     pub graph: &'a HeteroGraph,
     pub layouts: &'a Layouts,
     pub plan: &'a Plan,
+    /// The back end's buffer pool (for kernel scratch of buffer size).
+    pub pool: &'a pool::Pool,
 }
 
 impl<'a> Env<'a> {
@@ -243,7 +245,7 @@ fn execute<T: pool::Pooled>(
     };
     let layouts = backend.layouts.get(graph, &access::needed_layouts(plan))?;
     let layouts_time = start.elapsed();
-    let env = Env { graph, layouts: &layouts, plan };
+    let env = Env { graph, layouts: &layouts, plan, pool };
     let allocated = Storage::<T>::allocate(&env, inputs, weights, pool, &mut kept_in);
     pool.give(kept_in.into_iter().map(|k| k.3));
     let mut storage = allocated?;
