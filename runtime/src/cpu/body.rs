@@ -11,11 +11,22 @@
 //! rows). An element-wise statement over registers of one width is then one contiguous loop,
 //! and every operand of a statement lies below its result, so a statement's result and its
 //! operands are disjoint slices of the scratch.
+//!
+//! Not every register reaches the scratch ([`Body::with_direct_loads`], [`Body::with_fusion`]):
+//! loads of buffers the kernel does not write are read in place, views read their operand, and
+//! an element-wise statement read only by one store or reduction is computed by it: straight
+//! into the store's rows, added into a node's row or register, or (a product summed over its
+//! trailing axes) as dot products. Row loops over gathered buffer rows prefetch a few rows
+//! ahead.
 
 use super::float::Float;
 use super::index::RowMap;
-use super::rowops::{binary, dot, matvec, reduce, sum, unary_all, unary_grad_all};
+use super::rowops::{
+    binary, binary_rows, binary_rows_into, dot, matvec, sum, unary_all, unary_grad_all,
+};
 use super::Raw;
+
+mod group;
 use pigeon_ir::plan::Level;
 use pigeon_ir::shape::LinearForm;
 use pigeon_ir::{AggGroup, AggOp, BinaryOp, Shape, UnaryOp};
@@ -121,6 +132,27 @@ pub(super) struct Body<'a, T> {
     /// Per statement, whether it is a load that statements read straight from its buffer
     /// (set by [`Body::with_direct_loads`]).
     pub direct: Vec<bool>,
+    /// Per statement, the statement whose register its operands read: its own, or for a view
+    /// that is not copied, its operand's source (set by [`Body::with_fusion`]).
+    pub source: Vec<usize>,
+    /// Per statement, whether it is element-wise and computed by the store that is its only
+    /// reader, straight into the store's buffer (set by [`Body::with_fusion`]).
+    pub fused: Vec<bool>,
+}
+
+/// What a row-local statement sees of its group: the rows, the register layout, and the
+/// registers below its own.
+struct At<'g, T> {
+    span: Span<'g>,
+    lay: Layout,
+    /// Whether the statement is at edge level.
+    edge: bool,
+    /// Rows (edge level) or nodes (node level) of the group.
+    count: usize,
+    /// The group's first node.
+    first: usize,
+    node_of: &'g [u32],
+    regs: &'g [T],
 }
 
 /// The rows of one group.
@@ -140,6 +172,13 @@ impl Span<'_> {
         match self {
             Span::Rows { n, .. } => *n,
             Span::Nodes { edges, .. } => edges.len(),
+        }
+    }
+    /// The edge ids of a grouped span (none for rows).
+    fn edges(&self) -> &[u32] {
+        match self {
+            Span::Rows { .. } => &[],
+            Span::Nodes { edges, .. } => edges,
         }
     }
     /// Number of nodes.
@@ -195,7 +234,33 @@ enum Src<'m, 'a, T> {
     Buffer { view: Raw<T>, map: &'m RowMap<'a>, node_level: bool, span: Span<'m>, first: usize },
 }
 
+/// Rows ahead of the current one that gathers prefetch: a gathered row costs a cache miss,
+/// which the hardware cannot predict from edge ids in CSR order.
+const PREFETCH_AHEAD: usize = 8;
+
 impl<'m, 'a, T: Float> Opnd<'m, 'a, T> {
+    /// Starts loading row `j + PREFETCH_AHEAD` of a gathered buffer operand (not of the
+    /// scratch, and not of consecutive rows), if there is such a row among `count`.
+    #[inline(always)]
+    fn prefetch(&self, j: usize, count: usize) {
+        let j = j + PREFETCH_AHEAD;
+        if self.per_node || j >= count {
+            return;
+        }
+        if let Src::Buffer { view, map, node_level: false, span, .. } = self.src {
+            if !matches!((map, span), (RowMap::Identity, Span::Rows { .. })) {
+                view.prefetch_row(map.get(span.id(j)));
+            }
+        }
+    }
+
+    /// Row `j`, after prefetching a row ahead (`count` rows in all).
+    #[inline(always)]
+    fn row_ahead<'s>(&'s self, regs: &'s [T], j: usize, count: usize, node_of: &[u32]) -> &'s [T] {
+        self.prefetch(j, count);
+        self.row(regs, j, node_of)
+    }
+
     #[inline(always)]
     fn row<'s>(&'s self, regs: &'s [T], j: usize, node_of: &[u32]) -> &'s [T] {
         let r = if self.per_node { node_of[j] as usize } else { j };
@@ -285,6 +350,84 @@ impl<'a, T: Float> Body<'a, T> {
         self
     }
 
+    /// Marks the views read through their operand's source (no copy) and the element-wise
+    /// statements computed by their store: those whose register only that store reads, when
+    /// the store writes consecutive rows (`Write` of a row traversal, `WriteNode`), or writes
+    /// or adds a binary statement into its rows one by one (`Write`, `AddNode`). `rows`: whether the body runs over chunks
+    /// of rows (`Span::Rows`). Statements that group statements read stay in the scratch.
+    pub fn with_fusion(mut self, rows: bool) -> Self {
+        let n = self.ops.len();
+        let mut in_scratch = vec![false; n];
+        let mut uses = vec![0usize; n];
+        for op in &self.ops {
+            match op {
+                SOp::Softmax(x) | SOp::Aggregate { x, .. } => in_scratch[*x] = true,
+                SOp::MaxGrad { x, dy, .. } => {
+                    in_scratch[*x] = true;
+                    in_scratch[*dy] = true;
+                }
+                _ => {}
+            }
+            for_each_operand(op, |r| uses[r] += 1);
+        }
+        self.source = (0..n).collect();
+        for (i, op) in self.ops.iter().enumerate() {
+            if let SOp::Copy(x) = *op {
+                if !in_scratch[i] && self.regs[i].width == self.regs[x].width {
+                    self.source[i] = self.source[x];
+                }
+            }
+        }
+        self.fused = vec![false; n];
+        for op in &self.ops {
+            let SOp::Store { x, kind, .. } = op else { continue };
+            let x = *x;
+            let fits = match (kind, &self.ops[x]) {
+                (_, _) if uses[x] != 1 || in_scratch[x] || self.source[x] != x => false,
+                (StoreKind::Write, SOp::Unary(..) | SOp::UnaryGrad { .. }) => rows,
+                (StoreKind::Write, SOp::Binary { .. }) => true,
+                (
+                    StoreKind::WriteNode,
+                    SOp::Unary(..) | SOp::UnaryGrad { .. } | SOp::Binary { .. },
+                ) => true,
+                (StoreKind::AddNode, SOp::Binary { .. }) => true,
+                _ => false,
+            };
+            self.fused[x] = fits;
+        }
+        // Reductions of a binary statement only they read: sum_to of a product without
+        // broadcasting over trailing axes (dot products), a sum or mean over all of a node's
+        // rows (added row by row into the node's register).
+        for (i, op) in self.ops.iter().enumerate() {
+            let x = match op {
+                SOp::SumTo { x, to } => {
+                    let (xw, w) = (self.regs[*x].width, self.regs[i].width);
+                    let block = xw / w.max(1);
+                    let blocks = block > 0 && to.iter().enumerate().all(|(i, &t)| t == i / block);
+                    let plain = |r: usize| self.regs[r].width == xw;
+                    match &self.ops[*x] {
+                        SOp::Binary { op: BinaryOp::Mul, a, b, .. }
+                            if blocks && plain(*a) && plain(*b) && !in_scratch[*x] =>
+                        {
+                            *x
+                        }
+                        _ => continue,
+                    }
+                }
+                SOp::Aggregate { op: AggOp::Sum | AggOp::Mean, group: AggGroup::All, x }
+                    if matches!(self.ops[*x], SOp::Binary { .. }) =>
+                {
+                    *x
+                }
+                _ => continue,
+            };
+            if uses[x] == 1 && self.source[x] == x {
+                self.fused[x] = true;
+            }
+        }
+        self
+    }
+
     /// Evaluates the body over the rows of `span`.
     pub fn run(&self, g: &mut Group<T>, span: Span) {
         let (n, m) = (span.rows(), span.nodes());
@@ -298,11 +441,15 @@ impl<'a, T: Float> Body<'a, T> {
         for ((reg, op), &direct) in self.regs.iter().zip(&self.ops).zip(&self.direct) {
             match op {
                 SOp::Load { .. } if direct => {}
+                _ if self.fused[reg.id] || self.source[reg.id] != reg.id => {}
                 SOp::Softmax(x) => self.softmax(g, span, lay, &self.regs[*x], reg),
                 SOp::GroupSize(group) => self.group_size(g, span, lay, *group, reg),
                 SOp::MaxGrad { group, x, dy } => {
                     let (x, dy) = (&self.regs[*x], &self.regs[*dy]);
                     self.max_grad(g, span, lay, *group, (x, dy), reg)
+                }
+                SOp::Aggregate { op, x, .. } if self.fused[*x] => {
+                    self.aggregate_fused(g, span, lay, *op, *x, reg)
                 }
                 SOp::Aggregate { op, group, x } => {
                     self.aggregate(g, span, lay, *op, *group, &self.regs[*x], reg)
@@ -313,7 +460,7 @@ impl<'a, T: Float> Body<'a, T> {
     }
 
     /// Evaluates a row-local statement for every row (edge level) or node (node level) of the
-    /// group into its register `out`.
+    /// group into its register `out` (a store: into its buffer).
     fn eval(&self, g: &mut Group<T>, span: Span, lay: Layout, op: &SOp<T>, out: &Reg) {
         let edge = out.level == Level::Edge;
         let count = if edge { lay.n } else { lay.m };
@@ -321,29 +468,121 @@ impl<'a, T: Float> Body<'a, T> {
             Span::Nodes { first, .. } => first,
             Span::Rows { .. } => 0,
         };
-        // The statement's row id: an edge or row id, or a node id.
-        let id = |j: usize| if edge { span.id(j) } else { first + j };
-        let node_of = &g.node_of[..];
         let base = lay.base(out);
         let (lo, hi) = g.regs.split_at_mut(base);
-        let lo = &*lo;
-        let w = out.width;
-        let res = &mut hi[..count * w];
-        let opnd = |r: usize| {
-            let x = &self.regs[r];
-            let per_node = edge && x.level == Level::Node;
-            let src = match &self.ops[r] {
-                SOp::Load { view, map } if self.direct[r] => Src::Buffer {
-                    view: *view,
-                    map,
-                    node_level: x.level == Level::Node,
-                    span,
-                    first,
-                },
-                _ => Src::Scratch { base: lay.base(x) },
-            };
-            Opnd { width: x.width, per_node, src }
+        let at = At { span, lay, edge, count, first, node_of: &g.node_of, regs: &*lo };
+        match op {
+            SOp::Store { view, x, kind } => self.store(&at, *view, *x, *kind),
+            op => self.compute(&at, op, out.width, &mut hi[..count * out.width]),
+        }
+    }
+
+    /// Stores register `x` (or, where it is fused into the store, computes it straight into the
+    /// buffer) for every row of the group.
+    fn store(&self, at: &At<T>, view: Raw<T>, x: usize, kind: StoreKind) {
+        let (span, count, first, edge) = (at.span, at.count, at.first, at.edge);
+        let node_of = at.node_of;
+        // The node the row belongs to: itself at node level, its local node's id at edge
+        // level (the destination of an edge of a grouped traversal).
+        let node = |j: usize| {
+            if edge {
+                first + node_of.get(j).copied().unwrap_or(0) as usize
+            } else {
+                first + j
+            }
         };
+        let id = |j: usize| if edge { span.id(j) } else { first + j };
+        let w = self.regs[x].width;
+        if self.fused[x] {
+            // SAFETY (all fused stores): as for the unfused stores below; the fused
+            // statement's operands are registers or buffers this kernel does not write.
+            match (kind, span) {
+                (StoreKind::Write, Span::Rows { lo, .. }) => {
+                    let dest = unsafe { view.rows_mut(lo, count) };
+                    return self.compute(at, &self.ops[x], w, dest);
+                }
+                (StoreKind::WriteNode, _) => {
+                    let dest = unsafe { view.rows_mut(first, count) };
+                    return self.compute(at, &self.ops[x], w, dest);
+                }
+                (StoreKind::AddNode | StoreKind::Write, _) => {
+                    if let SOp::Binary { op, a, b, ia, ib } = &self.ops[x] {
+                        let (a, b) = (self.opnd(at, *a), self.opnd(at, *b));
+                        let ra = |j| a.row_ahead(at.regs, j, count, node_of);
+                        let rb = |j| b.row_ahead(at.regs, j, count, node_of);
+                        let add = matches!(kind, StoreKind::AddNode);
+                        let row = |j| if add { node(j) } else { id(j) };
+                        let dest = |j| {
+                            if let (false, Some(&e)) = (add, span.edges().get(j + PREFETCH_AHEAD)) {
+                                view.prefetch_row(e as usize);
+                            }
+                            unsafe { view.row_mut(row(j)) }
+                        };
+                        return binary_rows_into(*op, add, ra, rb, ia, ib, dest, count);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A fused statement the cases above do not cover (`with_fusion` fuses none): computed
+        // here, then stored.
+        let mut computed = Vec::new();
+        let x = if self.fused[x] {
+            computed.resize(count * w, T::ZERO);
+            self.compute(at, &self.ops[x], w, &mut computed);
+            Opnd { width: w, per_node: false, src: Src::Scratch { base: 0 } }
+        } else {
+            self.opnd(at, x)
+        };
+        let regs = if computed.is_empty() { at.regs } else { &computed[..] };
+        for j in 0..count {
+            let v = x.row_ahead(regs, j, count, node_of);
+            if let (StoreKind::Write, Some(&e)) = (kind, span.edges().get(j + PREFETCH_AHEAD)) {
+                view.prefetch_row(e as usize);
+            }
+            // SAFETY: edge rows belong to one group; node rows to their node's task; the
+            // atomic destination rows are only touched by atomic adds (access rules).
+            unsafe {
+                match kind {
+                    StoreKind::Write => view.row_mut(id(j)).copy_from_slice(v),
+                    StoreKind::WriteNode => view.row_mut(node(j)).copy_from_slice(v),
+                    StoreKind::AddNode => {
+                        view.row_mut(node(j)).iter_mut().zip(v).for_each(|(o, &x)| *o += x)
+                    }
+                    StoreKind::AddAtomic(at) => view.add_atomic(at[id(j)] as usize, v),
+                }
+            }
+        }
+    }
+
+    /// Where statements at `at` find operand register `r`: the register of a view's operand
+    /// (views that are not copied), a load's buffer (direct loads) or the scratch.
+    fn opnd<'m>(&'m self, at: &At<'m, T>, r: usize) -> Opnd<'m, 'a, T> {
+        let width = self.regs[r].width;
+        let r = self.source[r];
+        let x = &self.regs[r];
+        let per_node = at.edge && x.level == Level::Node;
+        let src = match &self.ops[r] {
+            SOp::Load { view, map } if self.direct[r] => Src::Buffer {
+                view: *view,
+                map,
+                node_level: x.level == Level::Node,
+                span: at.span,
+                first: at.first,
+            },
+            _ => Src::Scratch { base: at.lay.base(x) },
+        };
+        Opnd { width, per_node, src }
+    }
+
+    /// Computes a row-local statement (not a store) for every row of the group into `res`
+    /// (`w` values per row).
+    fn compute(&self, at: &At<T>, op: &SOp<T>, w: usize, res: &mut [T]) {
+        let (span, count, first, edge) = (at.span, at.count, at.first, at.edge);
+        // The statement's row id: an edge or row id, or a node id.
+        let id = |j: usize| if edge { span.id(j) } else { first + j };
+        let (node_of, lo) = (at.node_of, at.regs);
+        let opnd = |r: usize| self.opnd(at, r);
         match op {
             // SAFETY (loads, matvec): these buffers are not written by this kernel, or only
             // through this very row (access rules).
@@ -385,16 +624,17 @@ impl<'a, T: Float> Body<'a, T> {
                 match (a.all(lo, count), b.all(lo, count)) {
                     (Some(xa), Some(xb)) if same => binary(*op, xa, xb, &[], &[], res),
                     _ => {
-                        for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                            binary(*op, a.row(lo, j, node_of), b.row(lo, j, node_of), ia, ib, o);
-                        }
+                        let ra = |j| a.row_ahead(lo, j, count, node_of);
+                        let rb = |j| b.row_ahead(lo, j, count, node_of);
+                        binary_rows(*op, ra, rb, ia, ib, res, w);
                     }
                 }
             }
             SOp::Dot { a, b, k, ia, ib } => {
                 let (a, b) = (opnd(*a), opnd(*b));
                 for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                    let (xa, xb) = (a.row(lo, j, node_of), b.row(lo, j, node_of));
+                    let xa = a.row_ahead(lo, j, count, node_of);
+                    let xb = b.row_ahead(lo, j, count, node_of);
                     for ((o, &pa), &pb) in o.iter_mut().zip(ia).zip(ib) {
                         let (ra, rb) = (&xa[pa * k..(pa + 1) * k], &xb[pb * k..(pb + 1) * k]);
                         *o = dot(ra, rb);
@@ -408,6 +648,21 @@ impl<'a, T: Float> Body<'a, T> {
                     None => {
                         for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
                             o.copy_from_slice(x.row(lo, j, node_of));
+                        }
+                    }
+                }
+            }
+            SOp::SumTo { x, .. } if self.fused[*x] => {
+                // The sum of a product it alone reads (`with_fusion`): dot products of blocks.
+                if let SOp::Binary { a, b, .. } = &self.ops[*x] {
+                    let block = self.regs[*x].width / w.max(1);
+                    let (a, b) = (opnd(*a), opnd(*b));
+                    for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
+                        let xa = a.row_ahead(lo, j, count, node_of);
+                        let xb = b.row_ahead(lo, j, count, node_of);
+                        let pairs = xa.chunks_exact(block).zip(xb.chunks_exact(block));
+                        for (o, (pa, pb)) in o.iter_mut().zip(pairs) {
+                            *o = dot(pa, pb);
                         }
                     }
                 }
@@ -461,163 +716,35 @@ impl<'a, T: Float> Body<'a, T> {
                     matvec(form, x.row(lo, j, node_of), unsafe { wv.row(map.get(id(j))) }, o)
                 }
             }
-            SOp::Store { view, x, kind } => {
-                let x = opnd(*x);
-                for j in 0..count {
-                    let v = x.row(lo, j, node_of);
-                    // The node the row belongs to: itself at node level, its local node's id
-                    // at edge level (the destination of an edge of a grouped traversal).
-                    let node = if edge {
-                        first + node_of.get(j).copied().unwrap_or(0) as usize
-                    } else {
-                        first + j
-                    };
-                    // SAFETY: edge rows belong to one group; node rows to their node's task;
-                    // the atomic destination rows are only touched by atomic adds (access
-                    // rules).
-                    unsafe {
-                        match kind {
-                            StoreKind::Write => view.row_mut(id(j)).copy_from_slice(v),
-                            StoreKind::WriteNode => view.row_mut(node).copy_from_slice(v),
-                            StoreKind::AddNode => {
-                                view.row_mut(node).iter_mut().zip(v).for_each(|(o, &x)| *o += x)
-                            }
-                            StoreKind::AddAtomic(at) => view.add_atomic(at[id(j)] as usize, v),
-                        }
-                    }
-                }
-            }
-            SOp::Softmax(_) | SOp::Aggregate { .. } | SOp::GroupSize(_) | SOp::MaxGrad { .. } => {}
+            SOp::Softmax(_)
+            | SOp::Aggregate { .. }
+            | SOp::GroupSize(_)
+            | SOp::MaxGrad { .. }
+            | SOp::Store { .. } => {}
         }
     }
+}
 
-    /// Softmax of edge register `x` over each node's rows into `out`, per element, shifted by
-    /// the maximum.
-    fn softmax(&self, g: &mut Group<T>, span: Span, lay: Layout, x: &Reg, out: &Reg) {
-        let (xb, ob, w) = (lay.base(x), lay.base(out), x.width);
-        let (lo, hi) = g.regs.split_at_mut(ob);
-        let tmp = &mut g.tmp;
-        for i in 0..span.nodes() {
-            let rows = span.of_node(i);
-            if rows.is_empty() {
-                continue;
-            }
-            tmp.clear();
-            tmp.resize(2 * w, T::ZERO);
-            let (max, total) = tmp.split_at_mut(w);
-            max.iter_mut().for_each(|v| *v = T::NEG_INFINITY);
-            for j in rows.clone() {
-                for (mx, &v) in max.iter_mut().zip(&lo[xb + j * w..xb + (j + 1) * w]) {
-                    *mx = mx.max(v);
-                }
-            }
-            for j in rows.clone() {
-                let xs = &lo[xb + j * w..xb + (j + 1) * w];
-                let os = &mut hi[(j * w)..(j + 1) * w];
-                for (((o, &v), &mx), t) in os.iter_mut().zip(xs).zip(&*max).zip(total.iter_mut()) {
-                    *o = (v - mx).exp();
-                    *t += *o;
-                }
-            }
-            for j in rows {
-                for (o, &t) in hi[j * w..(j + 1) * w].iter_mut().zip(&*total) {
-                    *o = *o / t;
-                }
-            }
+/// Calls `f` with every register operand of `op`.
+fn for_each_operand<T>(op: &SOp<T>, mut f: impl FnMut(usize)) {
+    match op {
+        SOp::Load { .. } | SOp::Const(_) | SOp::GroupSize(_) => {}
+        SOp::Unary(_, x)
+        | SOp::Copy(x)
+        | SOp::MatVec { x, .. }
+        | SOp::Softmax(x)
+        | SOp::Aggregate { x, .. }
+        | SOp::Store { x, .. }
+        | SOp::SumTo { x, .. }
+        | SOp::Permute { x, .. } => f(*x),
+        SOp::Binary { a, b, .. } | SOp::Dot { a, b, .. } => {
+            f(*a);
+            f(*b);
         }
-    }
-
-    /// The rows of local node `i` as runs of one aggregation group each: all rows, or the rows
-    /// of each relation (in `g.perm`, sorted by relation and then position).
-    fn runs(&self, perm: &mut Vec<(u32, u32)>, span: Span, i: usize, group: AggGroup) {
-        perm.clear();
-        let rows = span.of_node(i);
-        match group {
-            AggGroup::All => perm.extend(rows.map(|j| (0, j as u32))),
-            AggGroup::PerRelation => {
-                perm.extend(rows.map(|j| (self.rel[span.id(j)], j as u32)));
-                perm.sort_unstable();
-            }
+        SOp::UnaryGrad { x, dy, .. } | SOp::MaxGrad { x, dy, .. } => {
+            f(*x);
+            f(*dy);
         }
-    }
-
-    /// The size of each row's aggregation group into scalar edge register `out`.
-    fn group_size(&self, g: &mut Group<T>, span: Span, lay: Layout, group: AggGroup, out: &Reg) {
-        let ob = lay.base(out);
-        for i in 0..span.nodes() {
-            self.runs(&mut g.perm, span, i, group);
-            for run in g.perm.chunk_by(|a, b| a.0 == b.0) {
-                let size = T::from_f64(run.len() as f64);
-                for &(_, j) in run {
-                    g.regs[ob + j as usize] = size;
-                }
-            }
-        }
-    }
-
-    /// Per element, `dy` on the first row of each group attaining the maximum of `x`, 0
-    /// elsewhere.
-    fn max_grad(
-        &self,
-        g: &mut Group<T>,
-        span: Span,
-        lay: Layout,
-        group: AggGroup,
-        (x, dy): (&Reg, &Reg),
-        out: &Reg,
-    ) {
-        let (xb, db, ob, w) = (lay.base(x), lay.base(dy), lay.base(out), x.width);
-        g.regs[ob..ob + lay.n * w].iter_mut().for_each(|v| *v = T::ZERO);
-        for i in 0..span.nodes() {
-            self.runs(&mut g.perm, span, i, group);
-            let (perm, e) = (&g.perm, &mut g.regs);
-            for run in perm.chunk_by(|a, b| a.0 == b.0) {
-                for k in 0..w {
-                    let at = |j: u32| e[xb + j as usize * w + k];
-                    let first =
-                        run.iter().map(|&(_, j)| j).fold(None, |best: Option<u32>, j| match best {
-                            Some(b) if at(b) >= at(j) => Some(b),
-                            _ => Some(j),
-                        });
-                    if let Some(j) = first {
-                        let j = j as usize;
-                        e[ob + j * w + k] = e[db + j * w + k];
-                    }
-                }
-            }
-        }
-    }
-
-    /// Reduces edge register `x` over each node's rows into node register `out`.
-    #[allow(clippy::too_many_arguments)]
-    fn aggregate(
-        &self,
-        g: &mut Group<T>,
-        span: Span,
-        lay: Layout,
-        op: AggOp,
-        group: AggGroup,
-        x: &Reg,
-        out: &Reg,
-    ) {
-        let (xb, ob, w) = (lay.base(x), lay.base(out), x.width);
-        let (node, edge) = g.regs.split_at_mut(lay.edge_base);
-        let xb = xb - lay.edge_base;
-        let row = |j: usize| &edge[xb + j * w..xb + (j + 1) * w];
-        for i in 0..span.nodes() {
-            let acc = &mut node[ob + i * w..ob + (i + 1) * w];
-            acc.iter_mut().for_each(|a| *a = T::ZERO);
-            let rows = span.of_node(i);
-            match group {
-                AggGroup::All => reduce(op, rows.clone().map(row), rows.len(), acc, false),
-                AggGroup::PerRelation => {
-                    self.runs(&mut g.perm, span, i, group);
-                    for run in g.perm.chunk_by(|a, b| a.0 == b.0) {
-                        let rows = run.iter().map(|&(_, j)| row(j as usize));
-                        reduce(op, rows, run.len(), acc, true);
-                    }
-                }
-            }
-        }
+        SOp::Concat { xs, .. } => xs.iter().for_each(|&(x, _)| f(x)),
     }
 }

@@ -12,6 +12,7 @@
 
 use super::float::{unary, Float};
 use super::index::{broadcast_offsets, resolve, RowMap};
+use super::pool::{Pool, Pooled};
 use super::{Env, Raw, Views};
 use crate::error::{Result, RuntimeError};
 use crate::segments::Segments;
@@ -53,7 +54,7 @@ struct Ctx<'a, T> {
 }
 
 /// Runs one GEMM kernel.
-pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()> {
+pub(super) fn run<T: Pooled>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()> {
     let (ab, bb, cb) = (env.buffer(g.a)?, env.buffer(g.b)?, env.buffer(g.c)?);
     let (out_shape, form) = shape::linear(&ab.shape, &bb.shape)
         .ok_or_else(|| internal(format!("cannot multiply {} by {}", ab.shape, bb.shape)))?;
@@ -109,7 +110,7 @@ pub(super) fn run<T: Float>(env: &Env, g: &Gemm, views: &Views<T>) -> Result<()>
             ctx.order = None;
         }
         let src = dst.ok_or_else(|| internal("a source scatter without its node index".into()))?;
-        return scatter_into_src(ctx, &tasks, src);
+        return scatter_into_src(ctx, &tasks, src, env.pool);
     }
     tasks.par_iter().for_each_init(
         || (Vec::new(), Vec::new()),
@@ -124,13 +125,15 @@ const WINDOW_VALUES: usize = if cfg!(debug_assertions) { 64 } else { 1 << 23 };
 
 /// `AddIntoSrc` without atomics: the rows are grouped by relation and, within one, by
 /// destination, so equal sources are scattered over tasks. Windows of the tasks (in position
-/// order) write their product rows into a scratch table, then each source node of the window
-/// adds its rows, in position order, into its row of C; tasks of one window own disjoint
-/// sources, so the result does not depend on the thread count.
-fn scatter_into_src<T: Float>(
+/// order) write their product rows into a scratch table (from the pool, not cleared: the tasks
+/// tile the window's positions and write every row), then each source node of the window adds
+/// its rows, in position order, into its row of C; tasks of one window own disjoint sources,
+/// so the result does not depend on the thread count.
+fn scatter_into_src<T: Pooled>(
     mut ctx: Ctx<'_, T>,
     tasks: &[(usize, usize, usize)],
     src: &[u32],
+    pool: &Pool,
 ) -> Result<()> {
     let c = ctx.c;
     let cw = c.width;
@@ -144,7 +147,7 @@ fn scatter_into_src<T: Float>(
             end += 1;
         }
         let p1 = tasks[end - 1].2;
-        let mut table = vec![T::ZERO; (p1 - p0) * cw];
+        let mut table = pool.take::<T>((p1 - p0) * cw);
         ctx.c = Raw { ptr: table.as_mut_ptr(), len: table.len(), width: cw };
         ctx.dst = None;
         ctx.at_position = Some(p0);
@@ -152,15 +155,7 @@ fn scatter_into_src<T: Float>(
             || (Vec::new(), Vec::new()),
             |(a, y), &(s, lo, hi)| ctx.chunk(a, y, s, lo, hi),
         );
-        // (source, position) pairs, sorted: runs of one source each.
-        let mut pairs: Vec<(u32, u32)> = (p0..p1)
-            .map(|p| {
-                let s = src.get(row_id(p)).copied();
-                s.map(|s| (s, (p - p0) as u32))
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(|| internal("an edge beyond the source array".into()))?;
-        pairs.sort_unstable();
+        let pairs = source_runs(p0..p1, |p| src.get(row_id(p)).copied(), c.len() / cw.max(1))?;
         let runs: Vec<&[(u32, u32)]> = pairs.chunk_by(|a, b| a.0 == b.0).collect();
         runs.par_iter().with_min_len(64).for_each(|run| {
             // SAFETY: each source is one run, so this task owns its row of C, which no other
@@ -173,9 +168,36 @@ fn scatter_into_src<T: Float>(
                 }
             }
         });
+        pool.give([table]);
         start = end;
     }
     Ok(())
+}
+
+/// The (source, position - positions.start) pairs of `positions` sorted by source and then
+/// position (runs of one source each), by a counting sort over the `nodes` sources.
+fn source_runs(
+    positions: std::ops::Range<usize>,
+    src: impl Fn(usize) -> Option<u32>,
+    nodes: usize,
+) -> Result<Vec<(u32, u32)>> {
+    let sources = positions
+        .map(|p| src(p).filter(|&s| (s as usize) < nodes))
+        .collect::<Option<Vec<u32>>>()
+        .ok_or_else(|| internal("an edge beyond the source array or the nodes".into()))?;
+    let mut next = vec![0usize; nodes + 1];
+    for &s in &sources {
+        next[s as usize + 1] += 1;
+    }
+    for i in 1..next.len() {
+        next[i] += next[i - 1];
+    }
+    let mut pairs = vec![(0, 0); sources.len()];
+    for (q, &s) in sources.iter().enumerate() {
+        pairs[next[s as usize]] = (s, q as u32);
+        next[s as usize] += 1;
+    }
+    Ok(pairs)
 }
 
 /// Groups the rows by the B slice they select (`crate::segments`, shared with CUDA).
@@ -233,7 +255,9 @@ impl<T: Float> Ctx<'_, T> {
             }
             a_pack.as_ptr()
         };
-        let direct = self.dst.is_none() && self.order.is_none();
+        // Products go straight to their rows of C, or of a scatter window (whose rows are
+        // positions, consecutive for a chunk).
+        let direct = self.dst.is_none() && (self.order.is_none() || self.at_position.is_some());
         // Row `lo` of C, or of a scatter window starting at position `p0`.
         let first = lo - self.at_position.unwrap_or(0);
         let y_ptr: *mut T = if direct {
@@ -351,5 +375,21 @@ impl<T: Float> Ctx<'_, T> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_runs_sort_by_source_then_position() {
+        let src = [3u32, 1, 3, 0, 1, 3, 2];
+        let got = source_runs(1..7, |p| src.get(p).copied(), 4).ok();
+        let mut want: Vec<(u32, u32)> = (1..7).map(|p| (src[p], (p - 1) as u32)).collect();
+        want.sort_unstable();
+        assert_eq!(got, Some(want));
+        assert!(source_runs(0..7, |p| src.get(p).copied(), 3).is_err(), "source 3 of 3 nodes");
+        assert!(source_runs(0..8, |p| src.get(p).copied(), 4).is_err(), "beyond the array");
     }
 }

@@ -44,8 +44,8 @@ pub enum Precision {
     F64,
 }
 
-/// The CPU plan executor. Clones share its memory pool: buffers of one execution are reused by
-/// the next (`pool.rs`).
+/// The CPU plan executor. Clones share its memory pool (buffers of one execution are reused by
+/// the next, `pool.rs`), its layouts and its worker threads.
 #[derive(Clone, Debug, Default)]
 pub struct CpuBackend {
     /// Element type.
@@ -54,6 +54,32 @@ pub struct CpuBackend {
     pub threads: Option<usize>,
     pool: std::sync::Arc<pool::Pool>,
     layouts: std::sync::Arc<LayoutCache>,
+    workers: std::sync::Arc<Workers>,
+}
+
+/// The worker threads of a back end with a thread count of its own, started on its first
+/// execution and kept: starting two threads for every plan execution cost about 0.2 ms of
+/// a training step (two executions) and left their first kernel on cold threads.
+#[derive(Debug, Default)]
+struct Workers(std::sync::Mutex<Option<(usize, std::sync::Arc<rayon::ThreadPool>)>>);
+
+impl Workers {
+    /// A pool of `n` threads: the kept one when it has `n` threads, else a new one.
+    fn get(&self, n: usize) -> Result<std::sync::Arc<rayon::ThreadPool>> {
+        let mut kept = self.0.lock().map_err(|_| RuntimeError::Internal("worker pool".into()))?;
+        if let Some((threads, pool)) = kept.as_ref() {
+            if *threads == n {
+                return Ok(pool.clone());
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| RuntimeError::Internal(format!("cannot start {n} threads: {e}")))?;
+        let pool = std::sync::Arc::new(pool);
+        *kept = Some((n, pool.clone()));
+        Ok(pool)
+    }
 }
 
 /// The layouts last built, with the graph arrays they were built from: a training step runs
@@ -150,11 +176,7 @@ impl Backend for CpuBackend {
         };
         match self.threads {
             None => run(),
-            Some(n) => rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| RuntimeError::Internal(format!("cannot start {n} threads: {e}")))?
-                .install(run),
+            Some(n) => self.workers.get(n)?.install(run),
         }
     }
 }
@@ -167,6 +189,8 @@ pub(crate) struct Env<'a> {
     pub graph: &'a HeteroGraph,
     pub layouts: &'a Layouts,
     pub plan: &'a Plan,
+    /// The back end's buffer pool (for kernel scratch of buffer size).
+    pub pool: &'a pool::Pool,
 }
 
 impl<'a> Env<'a> {
@@ -221,7 +245,7 @@ fn execute<T: pool::Pooled>(
     };
     let layouts = backend.layouts.get(graph, &access::needed_layouts(plan))?;
     let layouts_time = start.elapsed();
-    let env = Env { graph, layouts: &layouts, plan };
+    let env = Env { graph, layouts: &layouts, plan, pool };
     let allocated = Storage::<T>::allocate(&env, inputs, weights, pool, &mut kept_in);
     pool.give(kept_in.into_iter().map(|k| k.3));
     let mut storage = allocated?;
@@ -317,6 +341,18 @@ impl<T: Float> Raw<T> {
         // SAFETY: in bounds (checked); exclusive by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), self.width) }
     }
+    /// Mutable rows `i..i + n`, consecutive.
+    ///
+    /// # Safety
+    /// No other task may read or write these rows while the slice lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn rows_mut(&self, i: usize, n: usize) -> &mut [T] {
+        let (start, len) = (i * self.width, n * self.width);
+        assert!(start + len <= self.len, "rows {i}.. beyond a buffer of {} values", self.len);
+        // SAFETY: in bounds (checked); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
     /// Adds `x` into row `i` with atomic adds.
     ///
     /// # Safety
@@ -328,6 +364,28 @@ impl<T: Float> Raw<T> {
         for (j, &v) in x.iter().enumerate().take(self.width) {
             // SAFETY: in bounds; atomic by the caller's contract.
             unsafe { T::atomic_add(self.ptr.add(start + j), v) }
+        }
+    }
+    /// Hints the CPU to start loading row `i` into the cache (nothing if `i` is out of bounds
+    /// or the target has no prefetch instruction).
+    #[inline(always)]
+    pub fn prefetch_row(&self, i: usize) {
+        let start = i * self.width;
+        if start + self.width > self.len {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let bytes = self.width * std::mem::size_of::<T>();
+            let p = self.ptr.wrapping_add(start).cast::<i8>();
+            for line in (0..bytes).step_by(64) {
+                // SAFETY: prefetching is a hint that never faults; the address is in bounds.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        p.wrapping_add(line),
+                    )
+                }
+            }
         }
     }
     /// The first value (for GEMM operands given as base pointers).

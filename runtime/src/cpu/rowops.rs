@@ -125,6 +125,99 @@ pub(super) fn binary<T: Float>(
     }
 }
 
+/// `out[j] = op(a(j), b(j))` for the rows `j` of `out` (`w` values each), the operator matched
+/// once for all rows.
+pub(super) fn binary_rows<'r, T: Float + 'r>(
+    op: BinaryOp,
+    a: impl Fn(usize) -> &'r [T],
+    b: impl Fn(usize) -> &'r [T],
+    ia: &[usize],
+    ib: &[usize],
+    out: &mut [T],
+    w: usize,
+) {
+    let n = out.len() / w.max(1);
+    let mut rows = out.chunks_exact_mut(w.max(1));
+    let dest = |_: usize| rows.next().unwrap_or_default();
+    binary_rows_into(op, false, a, b, ia, ib, dest, n)
+}
+
+/// `dest(j) = op(a(j), b(j))`, or `dest(j) += op(a(j), b(j))` when `add`, for rows `0..n`,
+/// the operator matched once (a binary statement computed by its store: `body.rs`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn binary_rows_into<'r, 'o, T: Float + 'r + 'o>(
+    op: BinaryOp,
+    add: bool,
+    a: impl Fn(usize) -> &'r [T],
+    b: impl Fn(usize) -> &'r [T],
+    ia: &[usize],
+    ib: &[usize],
+    dest: impl FnMut(usize) -> &'o mut [T],
+    n: usize,
+) {
+    macro_rules! rows {
+        ($f:expr) => {
+            if add {
+                rows_with($f, |o: &mut T, v| *o += v, a, b, ia, ib, dest, n)
+            } else {
+                rows_with($f, |o: &mut T, v| *o = v, a, b, ia, ib, dest, n)
+            }
+        };
+    }
+    match op {
+        BinaryOp::Add => rows!(|x, y| x + y),
+        BinaryOp::Sub => rows!(|x, y| x - y),
+        BinaryOp::Mul => rows!(|x, y| x * y),
+        BinaryOp::Div => rows!(|x, y| x / y),
+        BinaryOp::Max => rows!(|x: T, y| x.max(y)),
+    }
+}
+
+/// `acc += op(a(j), b(j))` for the rows `j` of `rows` in order, the operator matched once (a
+/// sum over a node's rows of a binary statement computed into the sum: `body.rs`).
+pub(super) fn binary_sum_rows<'r, T: Float + 'r>(
+    op: BinaryOp,
+    a: impl Fn(usize) -> &'r [T],
+    b: impl Fn(usize) -> &'r [T],
+    ia: &[usize],
+    ib: &[usize],
+    rows: std::ops::Range<usize>,
+    acc: &mut [T],
+) {
+    let add = |o: &mut T, v: T| *o += v;
+    macro_rules! rows {
+        ($f:expr) => {
+            for j in rows {
+                binary_into($f, add, a(j), b(j), ia, ib, acc);
+            }
+        };
+    }
+    match op {
+        BinaryOp::Add => rows!(|x, y| x + y),
+        BinaryOp::Sub => rows!(|x, y| x - y),
+        BinaryOp::Mul => rows!(|x, y| x * y),
+        BinaryOp::Div => rows!(|x, y| x / y),
+        BinaryOp::Max => rows!(|x: T, y| x.max(y)),
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rows_with<'r, 'o, T: Float + 'r + 'o>(
+    f: impl Fn(T, T) -> T,
+    put: impl Fn(&mut T, T),
+    a: impl Fn(usize) -> &'r [T],
+    b: impl Fn(usize) -> &'r [T],
+    ia: &[usize],
+    ib: &[usize],
+    mut dest: impl FnMut(usize) -> &'o mut [T],
+    n: usize,
+) {
+    for j in 0..n {
+        binary_into(&f, &put, a(j), b(j), ia, ib, dest(j));
+    }
+}
+
 #[inline(always)]
 fn binary_with<T: Float>(
     f: impl Fn(T, T) -> T,
@@ -134,24 +227,39 @@ fn binary_with<T: Float>(
     ib: &[usize],
     out: &mut [T],
 ) {
+    binary_into(f, |o: &mut T, v| *o = v, a, b, ia, ib, out)
+}
+
+/// `put(out[i], f(a, b))` for every element, the common shapes (equal, or one side a scalar)
+/// in contiguous loops.
+#[inline(always)]
+fn binary_into<T: Float>(
+    f: impl Fn(T, T) -> T,
+    put: impl Fn(&mut T, T),
+    a: &[T],
+    b: &[T],
+    ia: &[usize],
+    ib: &[usize],
+    out: &mut [T],
+) {
     let n = out.len();
     if a.len() == n && b.len() == n {
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
+            put(o, f(x, y));
         }
     } else if a.len() == 1 && b.len() == n {
         let x = a[0];
         for (o, &y) in out.iter_mut().zip(b) {
-            *o = f(x, y);
+            put(o, f(x, y));
         }
     } else if b.len() == 1 && a.len() == n {
         let y = b[0];
         for (o, &x) in out.iter_mut().zip(a) {
-            *o = f(x, y);
+            put(o, f(x, y));
         }
     } else {
         for ((o, &pa), &pb) in out.iter_mut().zip(ia).zip(ib) {
-            *o = f(a[pa], b[pb]);
+            put(o, f(a[pa], b[pb]));
         }
     }
 }
@@ -184,6 +292,69 @@ pub(super) fn matvec<T: Float>(form: &LinearForm, x: &[T], w: &[T], out: &mut [T
             for b in 0..batch {
                 mv(&x[b * k..(b + 1) * k], w, k, n, &mut out[b * n..(b + 1) * n]);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPS: [BinaryOp; 5] =
+        [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max];
+
+    /// Three rows of a `[2, 3]` operand and of a scalar, and three rows of a `[2]` operand
+    /// broadcast over the last axis (`ib`).
+    type Rows = Vec<Vec<f64>>;
+
+    fn rows() -> (Rows, Rows, Rows) {
+        let v = |j: usize, n: usize| (0..n).map(|i| (i * 7 + j * 3) as f64 * 0.25 - 1.1).collect();
+        ((0..3).map(|j| v(j, 6)).collect(), (0..3).map(|j| v(j + 5, 1)).collect(), {
+            (0..3).map(|j| v(j + 9, 2)).collect()
+        })
+    }
+
+    #[test]
+    fn binary_over_rows_matches_binary_per_row() {
+        let (full, scalar, half) = rows();
+        let ib: Vec<usize> = (0..6).map(|i| i / 3).collect();
+        let ia: Vec<usize> = (0..6).collect();
+        for op in OPS {
+            for (b, ib) in [(&full, &ia), (&scalar, &ia), (&half, &ib)] {
+                let mut want = vec![0.0; 18];
+                for (j, o) in want.chunks_exact_mut(6).enumerate() {
+                    binary(op, &full[j], &b[j], &ia, ib, o);
+                }
+                let mut got = vec![0.0; 18];
+                binary_rows(op, |j| &full[j], |j| &b[j], &ia, ib, &mut got, 6);
+                assert_eq!(got, want, "{op:?}");
+                // Added into rows holding 1: the same values plus 1.
+                let mut added = [[1.0; 6]; 3];
+                let mut it = added.iter_mut();
+                let dest = |_| it.next().map(|r| &mut r[..]).unwrap_or_default();
+                binary_rows_into(op, true, |j| &full[j], |j| &b[j], &ia, ib, dest, 3);
+                let added: Vec<f64> = added.iter().flatten().map(|v| v - 1.0).collect();
+                for (g, w) in added.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-12, "{op:?}: {g} + 1 - 1 vs {w}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn binary_summed_over_rows_matches_the_reduction() {
+        let (full, scalar, _) = rows();
+        let ia: Vec<usize> = (0..6).collect();
+        for op in OPS {
+            let mut products = vec![vec![0.0; 6]; 3];
+            for (j, o) in products.iter_mut().enumerate() {
+                binary(op, &scalar[j], &full[j], &ia, &ia, o);
+            }
+            let mut want = vec![0.0; 6];
+            reduce(AggOp::Sum, products[1..].iter().map(|r| &r[..]), 2, &mut want, false);
+            let mut got = vec![0.0; 6];
+            binary_sum_rows(op, |j| &scalar[j], |j| &full[j], &ia, &ia, 1..3, &mut got);
+            assert_eq!(got, want, "{op:?}");
         }
     }
 }

@@ -331,8 +331,18 @@ pub(super) fn compile<'a, T: super::float::Float>(
         ops.push(op);
     }
     let graph = env.graph;
-    Ok(Body { regs, ops, edge_width, node_width, rel: &graph.rel, direct: Vec::new() }
-        .with_direct_loads())
+    let rows = matches!(t.schedule, Schedule::Rows(_));
+    let body = Body {
+        regs,
+        ops,
+        edge_width,
+        node_width,
+        rel: &graph.rel,
+        direct: Vec::new(),
+        source: Vec::new(),
+        fused: Vec::new(),
+    };
+    Ok(body.with_direct_loads().with_fusion(rows))
 }
 
 /// The shape of a transposed row and, per output element, the element it reads.
