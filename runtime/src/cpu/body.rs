@@ -318,6 +318,23 @@ impl Layout {
 }
 
 impl<'a, T: Float> Body<'a, T> {
+    /// Per statement, whether a group statement (softmax, aggregation, max_grad) reads it: those
+    /// read their operands from the scratch.
+    fn group_operands(&self) -> Vec<bool> {
+        let mut in_scratch = vec![false; self.ops.len()];
+        for op in &self.ops {
+            match op {
+                SOp::Softmax(x) | SOp::Aggregate { x, .. } => in_scratch[*x] = true,
+                SOp::MaxGrad { x, dy, .. } => {
+                    in_scratch[*x] = true;
+                    in_scratch[*dy] = true;
+                }
+                _ => {}
+            }
+        }
+        in_scratch
+    }
+
     /// Marks the loads that need no copy into the scratch: those of buffers whose storage no
     /// store of this body writes (the others must be read before the body's stores, in
     /// statement order).
@@ -330,18 +347,7 @@ impl<'a, T: Float> Body<'a, T> {
                 _ => None,
             })
             .collect();
-        // Group statements read their operands from the scratch.
-        let mut in_scratch = vec![false; self.ops.len()];
-        for op in &self.ops {
-            match op {
-                SOp::Softmax(x) | SOp::Aggregate { x, .. } => in_scratch[*x] = true,
-                SOp::MaxGrad { x, dy, .. } => {
-                    in_scratch[*x] = true;
-                    in_scratch[*dy] = true;
-                }
-                _ => {}
-            }
-        }
+        let in_scratch = self.group_operands();
         self.direct = (self.ops.iter().zip(&in_scratch))
             .map(|(op, &scratch)| {
                 !scratch && matches!(op, SOp::Load { view, .. } if !written.contains(&view.ptr()))
@@ -357,17 +363,9 @@ impl<'a, T: Float> Body<'a, T> {
     /// of rows (`Span::Rows`). Statements that group statements read stay in the scratch.
     pub fn with_fusion(mut self, rows: bool) -> Self {
         let n = self.ops.len();
-        let mut in_scratch = vec![false; n];
+        let in_scratch = self.group_operands();
         let mut uses = vec![0usize; n];
         for op in &self.ops {
-            match op {
-                SOp::Softmax(x) | SOp::Aggregate { x, .. } => in_scratch[*x] = true,
-                SOp::MaxGrad { x, dy, .. } => {
-                    in_scratch[*x] = true;
-                    in_scratch[*dy] = true;
-                }
-                _ => {}
-            }
             for_each_operand(op, |r| uses[r] += 1);
         }
         self.source = (0..n).collect();

@@ -6,6 +6,20 @@ use super::float::{unary, unary_grad, Float};
 use pigeon_ir::shape::LinearForm;
 use pigeon_ir::{AggOp, BinaryOp, UnaryOp};
 
+/// Expands `$m!(f)` with the closure `f` of binary operator `$op`, matched once (the loops
+/// inside `$m` are then monomorphised per operator).
+macro_rules! with_binary_op {
+    ($op:expr, $m:ident) => {
+        match $op {
+            BinaryOp::Add => $m!(|x, y| x + y),
+            BinaryOp::Sub => $m!(|x, y| x - y),
+            BinaryOp::Mul => $m!(|x, y| x * y),
+            BinaryOp::Div => $m!(|x, y| x / y),
+            BinaryOp::Max => $m!(|x: T, y| x.max(y)),
+        }
+    };
+}
+
 /// `out = f(x)` element-wise, the operator matched once.
 pub(super) fn unary_all<T: Float>(f: UnaryOp, x: &[T], out: &mut [T]) {
     match f {
@@ -164,13 +178,7 @@ pub(super) fn binary_rows_into<'r, 'o, T: Float + 'r + 'o>(
             }
         };
     }
-    match op {
-        BinaryOp::Add => rows!(|x, y| x + y),
-        BinaryOp::Sub => rows!(|x, y| x - y),
-        BinaryOp::Mul => rows!(|x, y| x * y),
-        BinaryOp::Div => rows!(|x, y| x / y),
-        BinaryOp::Max => rows!(|x: T, y| x.max(y)),
-    }
+    with_binary_op!(op, rows)
 }
 
 /// `acc += op(a(j), b(j))` for the rows `j` of `rows` in order, the operator matched once (a
@@ -192,13 +200,7 @@ pub(super) fn binary_sum_rows<'r, T: Float + 'r>(
             }
         };
     }
-    match op {
-        BinaryOp::Add => rows!(|x, y| x + y),
-        BinaryOp::Sub => rows!(|x, y| x - y),
-        BinaryOp::Mul => rows!(|x, y| x * y),
-        BinaryOp::Div => rows!(|x, y| x / y),
-        BinaryOp::Max => rows!(|x: T, y| x.max(y)),
-    }
+    with_binary_op!(op, rows)
 }
 
 #[inline(always)]
