@@ -12,8 +12,13 @@ use pigeon_ir::plan::{Kernel, Plan, RowSpace, StoreMode};
 use pigeon_ir::{Arena, GraphStats};
 use pigeon_passes::Options as PassOptions;
 
-const MODELS: [&str; 9] =
-    ["rgcn", "rgcn2", "rgcn_entity", "rgat", "rgat_heads", "hgt", "simplehgn", "rgin", "rsage"];
+/// Every zoo model: the `.rgnn` files of `examples/`.
+fn models() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let names = pigeon_frontend::model_files(std::path::Path::new(dir)).expect("examples/");
+    assert!(names.len() >= 9, "the zoo shrank: {names:?}");
+    names
+}
 /// The last line of `cuda/gemm.cuh`: what follows is generated.
 const GEMM_MARKER: &str = "#endif  // PIGEON_GEMM_CUH";
 const MATHS: [GemmMath; 3] = [GemmMath::Simt, GemmMath::Tf32, GemmMath::Bf16];
@@ -86,7 +91,7 @@ fn every_zoo_gemm_generates_in_every_mode() {
     let dir = std::env::var("PIGEON_GEMM_DUMP").ok();
     let mut count = 0;
     let mut seen_accumulate = false;
-    for model in MODELS {
+    for model in &models() {
         let heads: &[i64] = if source(model).text.contains("heads") { &[1, 4] } else { &[0] };
         for &h in heads {
             let params = if h == 0 { vec![] } else { vec![("heads".to_string(), h)] };
@@ -168,7 +173,7 @@ fn rgcn_gemms_snapshot() {
 #[test]
 fn segmentations_match_the_cpu_rules() {
     let mut seen = Vec::new();
-    for model in MODELS {
+    for model in &models() {
         for options in settings() {
             for p in gemm_plans(&plan(model, &[], &options)) {
                 let program = generate(&p, &Options::default()).unwrap_or_else(|e| panic!("{e}"));

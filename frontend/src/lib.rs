@@ -106,6 +106,22 @@ pub fn model_names(src: &SourceFile) -> Result<Vec<String>, Diagnostics> {
     Ok(parse(src)?.models.into_iter().map(|m| m.name.name).collect())
 }
 
+/// The stems of the `.rgnn` files directly in `dir`, sorted (`examples/` is the model zoo:
+/// tests that run every zoo model list it with this, so a new model file is picked up).
+pub fn model_files(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "rgnn") {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                names.push(stem.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 fn finish(diags: Vec<Diagnostic>) -> Result<(), Diagnostics> {
     let mut diags = Diagnostics(diags);
     diags.sort_dedup();

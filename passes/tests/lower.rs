@@ -19,8 +19,13 @@ use pigeon_runtime::graph::Relation;
 use pigeon_runtime::interp::CompactTable;
 use pigeon_runtime::HeteroGraph;
 
-const MODELS: &[&str] =
-    &["hgt", "rgat", "rgat_heads", "rgcn", "rgcn2", "rgcn_entity", "rgin", "rsage", "simplehgn"];
+/// Every zoo model: the `.rgnn` files of `examples/`.
+fn models() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let names = pigeon_frontend::model_files(std::path::Path::new(dir)).expect("examples/");
+    assert!(names.len() >= 9, "the zoo shrank: {names:?}");
+    names
+}
 
 /// A zoo model, with `heads` set where the model has that parameter.
 fn model(name: &str, heads: i64) -> Module {
@@ -149,7 +154,7 @@ fn every_zoo_plan_verifies_and_matches_the_interpreter() {
             nodes: stats.nodes.max(1),
             ..stats.clone()
         };
-        for name in MODELS {
+        for name in &models() {
             for heads in [1, 2] {
                 let m = model(name, heads);
                 for fused in [true, false] {
@@ -186,7 +191,7 @@ fn small_stats() -> GraphStats {
 
 #[test]
 fn unfused_plans_have_one_kernel_per_computing_instruction() {
-    for name in MODELS {
+    for name in &models() {
         for heads in [1, 2] {
             let m = model(name, heads);
             let p = plan(&m, false, &small_stats());
@@ -375,7 +380,7 @@ fn plans_of_optimized_modules_match_the_interpreter() {
     let mut weight_gemm_seen = false;
     for g in graphs() {
         let stats = stats_of(&g);
-        for name in MODELS {
+        for name in &models() {
             for heads in [1, 2] {
                 let m = model(name, heads);
                 let opt = optimized(&m, &stats);
