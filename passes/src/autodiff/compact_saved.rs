@@ -152,19 +152,15 @@ pub fn compile_split(
     stats: &GraphStats,
     options: &Options,
 ) -> Result<CompiledSplit, PassError> {
+    let plan_of = |compiled: crate::Compiled, m: &Module| {
+        compiled.plan.ok_or_else(|| internal(format!("the pipeline gave no plan for `{}`", m.name)))
+    };
     let plan = |m: &Module, options: &Options| -> Result<Plan, PassError> {
-        crate::compile(m, stats, options, None)?
-            .plan
-            .ok_or_else(|| internal(format!("the pipeline gave no plan for `{}`", m.name)))
+        plan_of(crate::compile(m, stats, options, None)?, m)
     };
     let first = crate::compile(&split.forward, stats, options, None)?;
     let (split, forward) = match save_compact(split, &first.module)? {
-        None => {
-            let forward = first.plan.ok_or_else(|| {
-                internal(format!("the pipeline gave no plan for `{}`", split.forward.name))
-            })?;
-            (split.clone(), forward)
-        }
+        None => (split.clone(), plan_of(first, &split.forward)?),
         Some(moved) => {
             let lowering = Options { reorder: false, compact: false, ..options.clone() };
             let forward = plan(&moved.forward, &lowering)?;
