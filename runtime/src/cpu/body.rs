@@ -16,13 +16,19 @@
 //! loads of buffers the kernel does not write are read in place, views read their operand, and
 //! an element-wise statement read only by one store or reduction is computed by it: straight
 //! into the store's rows, added into a node's row or register, or (a product summed over its
-//! trailing axes) as dot products. Row loops over gathered buffer rows prefetch a few rows
-//! ahead.
+//! trailing axes) as dot products.
+//!
+//! A load's rows are resolved once per group (`Body::resolve_loads`): consecutive rows, the
+//! span's edge ids, or a row table filled with its row map matched once, so the inner loop of
+//! a statement reads an operand's row `j` as `ptr + idx[j] * width` (`Opnd`). Row loops over
+//! gathered rows of a buffer larger than a core's cache prefetch a few rows ahead; scalar
+//! binary statements run as one loop over values (`binary_values`).
 
 use super::float::Float;
 use super::index::RowMap;
 use super::rowops::{
-    binary, binary_rows, binary_rows_into, dot, matvec, sum, unary_all, unary_grad_all,
+    binary, binary_rows, binary_rows_into, binary_values, dot, matvec, sum, unary_all,
+    unary_grad_all,
 };
 use super::Raw;
 
@@ -153,6 +159,9 @@ struct At<'g, T> {
     first: usize,
     node_of: &'g [u32],
     regs: &'g [T],
+    /// How each load finds its rows, and the row tables of gathered loads.
+    loads: &'g [LoadRows],
+    idx: &'g [Vec<u32>],
 }
 
 /// The rows of one group.
@@ -166,7 +175,7 @@ pub(super) enum Span<'a> {
     Nodes { first: usize, offsets: &'a [usize], edges: &'a [u32] },
 }
 
-impl Span<'_> {
+impl<'a> Span<'a> {
     /// Number of (edge) rows.
     fn rows(&self) -> usize {
         match self {
@@ -175,7 +184,7 @@ impl Span<'_> {
         }
     }
     /// The edge ids of a grouped span (none for rows).
-    fn edges(&self) -> &[u32] {
+    fn edges(&self) -> &'a [u32] {
         match self {
             Span::Rows { .. } => &[],
             Span::Nodes { edges, .. } => edges,
@@ -213,88 +222,92 @@ pub(super) struct Group<T> {
     node_of: Vec<u32>,
     perm: Vec<(u32, u32)>,
     tmp: Vec<T>,
+    /// Per statement, how a load finds its rows in its buffer, and its row table when it
+    /// gathers them.
+    loads: Vec<LoadRows>,
+    idx: Vec<Vec<u32>>,
 }
 
-/// Where a statement finds an operand's row `j` (the statement's row, or at edge level of a
-/// node-level operand, the local node of edge row `j`, when `per_node`).
+/// Where a statement finds row `j` of an operand: at `ptr + idx[j] * width`, or `ptr + j *
+/// width` without an index. The pointer is the operand's register in the scratch or, for a
+/// load read straight from its buffer, the buffer; the index is the group's row table of a
+/// gathered load (`Group::idx`), the span's edge ids, or, for a node-level register read at
+/// edge level, the local node of each row. Rows are resolved once per group, so the inner
+/// loops of statements read an index and a pointer instead of matching row maps per row.
 #[derive(Copy, Clone)]
-struct Opnd<'m, 'a, T> {
+struct Opnd<'s, T> {
+    ptr: *const T,
     width: usize,
-    per_node: bool,
-    src: Src<'m, 'a, T>,
+    /// Rows that may be read (`idx` entries or `j` are checked against it).
+    rows: usize,
+    idx: Option<&'s [u32]>,
+    /// Whether `row_ahead` prefetches (gathered rows of a buffer larger than a core's cache).
+    prefetch: bool,
 }
 
-/// An operand in the scratch, or a load read straight from its buffer.
-#[derive(Copy, Clone)]
-enum Src<'m, 'a, T> {
-    /// At `base + row * width` in the scratch.
-    Scratch { base: usize },
-    /// Row `map(id)` of `view`, `id` the load's row: an edge or row id of the span (edge
-    /// level), or a node id (node level).
-    Buffer { view: Raw<T>, map: &'m RowMap<'a>, node_level: bool, span: Span<'m>, first: usize },
+/// How the rows of a load are found in its buffer within a group.
+#[derive(Copy, Clone, Debug)]
+enum LoadRows {
+    /// Consecutive rows from this one.
+    From(usize),
+    /// By the load's row table (`Group::idx`).
+    Table,
+    /// By the edge ids of the span (an edge-level identity load of a grouped traversal).
+    SpanEdges,
 }
 
 /// Rows ahead of the current one that gathers prefetch: a gathered row costs a cache miss,
 /// which the hardware cannot predict from edge ids in CSR order.
 const PREFETCH_AHEAD: usize = 8;
 
-impl<'m, 'a, T: Float> Opnd<'m, 'a, T> {
-    /// Starts loading row `j + PREFETCH_AHEAD` of a gathered buffer operand (not of the
-    /// scratch, and not of consecutive rows), if there is such a row among `count`.
+/// Buffers smaller than this are not prefetched: they stay in a core's cache (a relation's
+/// scalar, a small table), where the prefetch is an instruction for nothing.
+const PREFETCH_MIN_BYTES: usize = 256 * 1024;
+
+impl<'s, T: Float> Opnd<'s, T> {
+    /// Row `j`, after prefetching row `j + PREFETCH_AHEAD` of a gathered buffer operand.
     #[inline(always)]
-    fn prefetch(&self, j: usize, count: usize) {
-        let j = j + PREFETCH_AHEAD;
-        if self.per_node || j >= count {
-            return;
-        }
-        if let Src::Buffer { view, map, node_level: false, span, .. } = self.src {
-            if !matches!((map, span), (RowMap::Identity, Span::Rows { .. })) {
-                view.prefetch_row(map.get(span.id(j)));
+    fn row_ahead(&self, j: usize) -> &'s [T] {
+        if self.prefetch {
+            if let Some(&r) = self.idx.and_then(|t| t.get(j + PREFETCH_AHEAD)) {
+                super::prefetch_values(
+                    self.ptr,
+                    r as usize * self.width,
+                    self.width,
+                    self.rows * self.width,
+                );
             }
         }
-    }
-
-    /// Row `j`, after prefetching a row ahead (`count` rows in all).
-    #[inline(always)]
-    fn row_ahead<'s>(&'s self, regs: &'s [T], j: usize, count: usize, node_of: &[u32]) -> &'s [T] {
-        self.prefetch(j, count);
-        self.row(regs, j, node_of)
+        self.row(j)
     }
 
     #[inline(always)]
-    fn row<'s>(&'s self, regs: &'s [T], j: usize, node_of: &[u32]) -> &'s [T] {
-        let r = if self.per_node { node_of[j] as usize } else { j };
-        match self.src {
-            Src::Scratch { base } => &regs[base + r * self.width..base + (r + 1) * self.width],
-            Src::Buffer { view, map, node_level, span, first } => {
-                let id = if node_level { first + r } else { span.id(r) };
-                // SAFETY: loads read straight from their buffer only when this kernel does
-                // not write its storage (`Body::with_direct_loads`).
-                let row = unsafe { view.row(map.get(id)) };
-                // SAFETY: `view` is a copy of a view of storage that outlives the kernel.
-                unsafe { std::slice::from_raw_parts(row.as_ptr(), row.len()) }
-            }
-        }
+    fn row(&self, j: usize) -> &'s [T] {
+        let r = match self.idx {
+            Some(t) => t[j] as usize,
+            None => j,
+        };
+        assert!(r < self.rows, "operand row {r} beyond its {} rows", self.rows);
+        // SAFETY: in bounds (`rows` rows of `width` values start at `ptr`, checked where the
+        // operand is made); loads read straight from their buffer only when this kernel does
+        // not write its storage (`Body::with_direct_loads`), and the storage (or the scratch
+        // borrowed for `'s`) outlives the statement.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(r * self.width), self.width) }
     }
+
+    /// The value of row `j` of a one-value operand (its first value otherwise).
+    #[inline(always)]
+    fn value(&self, j: usize) -> T {
+        self.row(j)[0]
+    }
+
     /// All `count` rows as one slice, when they are consecutive.
-    fn all<'s>(&'s self, regs: &'s [T], count: usize) -> Option<&'s [T]> {
-        if self.per_node {
+    fn all(&self, count: usize) -> Option<&'s [T]> {
+        if self.idx.is_some() || count > self.rows {
             return None;
         }
-        match self.src {
-            Src::Scratch { base } => Some(&regs[base..base + count * self.width]),
-            Src::Buffer { view, map: RowMap::Identity, node_level: false, span, .. } => {
-                match span {
-                    // SAFETY: as in `row`.
-                    Span::Rows { lo, .. } => Some(unsafe {
-                        let rows = view.rows(lo, count);
-                        std::slice::from_raw_parts(rows.as_ptr(), rows.len())
-                    }),
-                    Span::Nodes { .. } => None,
-                }
-            }
-            Src::Buffer { .. } => None,
-        }
+        // SAFETY: as in `row`, for rows `0..count`.
+        Some(unsafe { std::slice::from_raw_parts(self.ptr, count * self.width) })
     }
 }
 
@@ -347,7 +360,22 @@ impl<'a, T: Float> Body<'a, T> {
                 _ => None,
             })
             .collect();
-        let in_scratch = self.group_operands();
+        let mut in_scratch = self.group_operands();
+        // A node-level register read at edge level is read per row through the row's local
+        // node (`Body::opnd`), so a node-level load read there (or through views) is copied.
+        for (op, reg) in self.ops.iter().zip(&self.regs) {
+            if reg.level == Level::Edge {
+                for_each_operand(op, |mut r| loop {
+                    if self.regs[r].level == Level::Node {
+                        in_scratch[r] = true;
+                    }
+                    match self.ops[r] {
+                        SOp::Copy(x) => r = x,
+                        _ => break,
+                    }
+                });
+            }
+        }
         self.direct = (self.ops.iter().zip(&in_scratch))
             .map(|(op, &scratch)| {
                 !scratch && matches!(op, SOp::Load { view, .. } if !written.contains(&view.ptr()))
@@ -436,6 +464,7 @@ impl<'a, T: Float> Body<'a, T> {
             let rows = span.of_node(i);
             g.node_of.extend(rows.map(|_| i as u32));
         }
+        self.resolve_loads(g, span);
         for ((reg, op), &direct) in self.regs.iter().zip(&self.ops).zip(&self.direct) {
             match op {
                 SOp::Load { .. } if direct => {}
@@ -457,6 +486,42 @@ impl<'a, T: Float> Body<'a, T> {
         }
     }
 
+    /// How each load of the group finds its rows: consecutive rows (an identity map over a
+    /// chunk of rows, or over the group's nodes), the span's edge ids (an identity map over a
+    /// grouped span's edges), or a row table of the group, filled here once per group with
+    /// the map matched once per load.
+    fn resolve_loads(&self, g: &mut Group<T>, span: Span) {
+        let k = self.ops.len();
+        g.loads.clear();
+        g.loads.resize(k, LoadRows::From(0));
+        g.idx.resize_with(k, Vec::new);
+        let first = match span {
+            Span::Nodes { first, .. } => first,
+            Span::Rows { .. } => 0,
+        };
+        for (i, op) in self.ops.iter().enumerate() {
+            let SOp::Load { map, .. } = op else { continue };
+            let node = self.regs[i].level == Level::Node;
+            g.loads[i] = match (node, span, map) {
+                (true, _, RowMap::Identity) => LoadRows::From(first),
+                (false, Span::Rows { lo, .. }, RowMap::Identity) => LoadRows::From(lo),
+                (false, Span::Nodes { .. }, RowMap::Identity) => LoadRows::SpanEdges,
+                (true, _, map) => {
+                    fill_rows(&mut g.idx[i], (first..first + span.nodes()).map(|i| i as u32), map);
+                    LoadRows::Table
+                }
+                (false, Span::Rows { lo, n }, map) => {
+                    fill_rows(&mut g.idx[i], (lo..lo + n).map(|i| i as u32), map);
+                    LoadRows::Table
+                }
+                (false, Span::Nodes { edges, .. }, map) => {
+                    fill_rows(&mut g.idx[i], edges.iter().copied(), map);
+                    LoadRows::Table
+                }
+            };
+        }
+    }
+
     /// Evaluates a row-local statement for every row (edge level) or node (node level) of the
     /// group into its register `out` (a store: into its buffer).
     fn eval(&self, g: &mut Group<T>, span: Span, lay: Layout, op: &SOp<T>, out: &Reg) {
@@ -468,10 +533,20 @@ impl<'a, T: Float> Body<'a, T> {
         };
         let base = lay.base(out);
         let (lo, hi) = g.regs.split_at_mut(base);
-        let at = At { span, lay, edge, count, first, node_of: &g.node_of, regs: &*lo };
+        let at = At {
+            span,
+            lay,
+            edge,
+            count,
+            first,
+            node_of: &g.node_of,
+            regs: &*lo,
+            loads: &g.loads,
+            idx: &g.idx,
+        };
         match op {
             SOp::Store { view, x, kind } => self.store(&at, *view, *x, *kind),
-            op => self.compute(&at, op, out.width, &mut hi[..count * out.width]),
+            _ => self.compute(&at, out.id, out.width, &mut hi[..count * out.width]),
         }
     }
 
@@ -497,17 +572,16 @@ impl<'a, T: Float> Body<'a, T> {
             match (kind, span) {
                 (StoreKind::Write, Span::Rows { lo, .. }) => {
                     let dest = unsafe { view.rows_mut(lo, count) };
-                    return self.compute(at, &self.ops[x], w, dest);
+                    return self.compute(at, x, w, dest);
                 }
                 (StoreKind::WriteNode, _) => {
                     let dest = unsafe { view.rows_mut(first, count) };
-                    return self.compute(at, &self.ops[x], w, dest);
+                    return self.compute(at, x, w, dest);
                 }
                 (StoreKind::AddNode | StoreKind::Write, _) => {
                     if let SOp::Binary { op, a, b, ia, ib } = &self.ops[x] {
                         let (a, b) = (self.opnd(at, *a), self.opnd(at, *b));
-                        let ra = |j| a.row_ahead(at.regs, j, count, node_of);
-                        let rb = |j| b.row_ahead(at.regs, j, count, node_of);
+                        let (ra, rb) = (|j| a.row_ahead(j), |j| b.row_ahead(j));
                         let add = matches!(kind, StoreKind::AddNode);
                         let row = |j| if add { node(j) } else { id(j) };
                         let dest = |j| {
@@ -527,14 +601,13 @@ impl<'a, T: Float> Body<'a, T> {
         let mut computed = Vec::new();
         let x = if self.fused[x] {
             computed.resize(count * w, T::ZERO);
-            self.compute(at, &self.ops[x], w, &mut computed);
-            Opnd { width: w, per_node: false, src: Src::Scratch { base: 0 } }
+            self.compute(at, x, w, &mut computed);
+            Opnd { ptr: computed.as_ptr(), width: w, rows: count, idx: None, prefetch: false }
         } else {
             self.opnd(at, x)
         };
-        let regs = if computed.is_empty() { at.regs } else { &computed[..] };
         for j in 0..count {
-            let v = x.row_ahead(regs, j, count, node_of);
+            let v = x.row_ahead(j);
             if let (StoreKind::Write, Some(&e)) = (kind, span.edges().get(j + PREFETCH_AHEAD)) {
                 view.prefetch_row(e as usize);
             }
@@ -555,63 +628,88 @@ impl<'a, T: Float> Body<'a, T> {
 
     /// Where statements at `at` find operand register `r`: the register of a view's operand
     /// (views that are not copied), a load's buffer (direct loads) or the scratch.
-    fn opnd<'m>(&'m self, at: &At<'m, T>, r: usize) -> Opnd<'m, 'a, T> {
+    fn opnd<'m>(&'m self, at: &At<'m, T>, r: usize) -> Opnd<'m, T> {
         let width = self.regs[r].width;
         let r = self.source[r];
         let x = &self.regs[r];
-        let per_node = at.edge && x.level == Level::Node;
-        let src = match &self.ops[r] {
-            SOp::Load { view, map } if self.direct[r] => Src::Buffer {
-                view: *view,
-                map,
-                node_level: x.level == Level::Node,
-                span: at.span,
-                first: at.first,
-            },
-            _ => Src::Scratch { base: at.lay.base(x) },
+        match &self.ops[r] {
+            // Direct loads are read at their own level (`with_direct_loads`).
+            SOp::Load { view, .. } if self.direct[r] => self.load_opnd(at, r, *view, width),
+            _ => {
+                let (rows, idx) = match (at.edge, x.level) {
+                    (true, Level::Node) => (at.lay.m, Some(at.node_of)),
+                    (true, Level::Edge) => (at.lay.n, None),
+                    (false, _) => (at.lay.m, None),
+                };
+                let base = at.lay.base(x);
+                assert!(base + rows * width <= at.regs.len(), "register r{r} beyond the scratch");
+                let ptr = at.regs[base..].as_ptr();
+                Opnd { ptr, width, rows, idx, prefetch: false }
+            }
+        }
+    }
+
+    /// Where load `r` of `view` finds its rows in its buffer (`Body::resolve_loads`).
+    fn load_opnd<'m>(
+        &'m self,
+        at: &At<'m, T>,
+        r: usize,
+        view: Raw<T>,
+        width: usize,
+    ) -> Opnd<'m, T> {
+        let all = view.len() / width.max(1);
+        let big = view.len() * std::mem::size_of::<T>() >= PREFETCH_MIN_BYTES;
+        let (ptr, rows, idx) = match at.loads[r] {
+            LoadRows::From(first) => {
+                let first = first.min(all);
+                (view.ptr().wrapping_add(first * width).cast_const(), all - first, None)
+            }
+            LoadRows::Table => (view.ptr().cast_const(), all, Some(&at.idx[r][..])),
+            LoadRows::SpanEdges => (view.ptr().cast_const(), all, Some(at.span.edges())),
         };
-        Opnd { width, per_node, src }
+        Opnd { ptr, width, rows, idx, prefetch: big && idx.is_some() }
     }
 
     /// Computes a row-local statement (not a store) for every row of the group into `res`
     /// (`w` values per row).
-    fn compute(&self, at: &At<T>, op: &SOp<T>, w: usize, res: &mut [T]) {
+    fn compute(&self, at: &At<T>, i: usize, w: usize, res: &mut [T]) {
         let (span, count, first, edge) = (at.span, at.count, at.first, at.edge);
         // The statement's row id: an edge or row id, or a node id.
         let id = |j: usize| if edge { span.id(j) } else { first + j };
-        let (node_of, lo) = (at.node_of, at.regs);
         let opnd = |r: usize| self.opnd(at, r);
-        match op {
-            // SAFETY (loads, matvec): these buffers are not written by this kernel, or only
-            // through this very row (access rules).
-            SOp::Load { view, map } => {
-                if let (Span::Rows { lo: first_row, .. }, RowMap::Identity) = (span, map) {
-                    res.copy_from_slice(unsafe { view.rows(first_row, count) });
-                } else {
-                    for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate().take(count) {
-                        o.copy_from_slice(unsafe { view.row(map.get(id(j))) });
+        match &self.ops[i] {
+            // Loads into the scratch read their buffer (written by this kernel only through
+            // this very row, access rules) before the statements after them.
+            SOp::Load { view, .. } => {
+                let x = self.load_opnd(at, i, *view, w);
+                match x.all(count) {
+                    Some(xs) => res.copy_from_slice(xs),
+                    None => {
+                        for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate().take(count) {
+                            o.copy_from_slice(x.row(j));
+                        }
                     }
                 }
             }
             SOp::Const(c) => res.iter_mut().for_each(|o| *o = *c),
             SOp::Unary(f, x) => {
                 let x = opnd(*x);
-                match x.all(lo, count) {
+                match x.all(count) {
                     Some(xs) => unary_all(*f, xs, res),
                     None => {
                         for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                            unary_all(*f, x.row(lo, j, node_of), o);
+                            unary_all(*f, x.row(j), o);
                         }
                     }
                 }
             }
             SOp::UnaryGrad { op, x, dy } => {
                 let (x, dy) = (opnd(*x), opnd(*dy));
-                match (x.all(lo, count), dy.all(lo, count)) {
+                match (x.all(count), dy.all(count)) {
                     (Some(xs), Some(ds)) => unary_grad_all(*op, xs, ds, res),
                     _ => {
                         for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                            unary_grad_all(*op, x.row(lo, j, node_of), dy.row(lo, j, node_of), o);
+                            unary_grad_all(*op, x.row(j), dy.row(j), o);
                         }
                     }
                 }
@@ -619,11 +717,13 @@ impl<'a, T: Float> Body<'a, T> {
             SOp::Binary { op, a, b, ia, ib } => {
                 let (a, b) = (opnd(*a), opnd(*b));
                 let same = a.width == w && b.width == w;
-                match (a.all(lo, count), b.all(lo, count)) {
+                match (a.all(count), b.all(count)) {
                     (Some(xa), Some(xb)) if same => binary(*op, xa, xb, &[], &[], res),
+                    // Scalars of gathered rows: one value each, without row slices.
+                    _ if w == 1 && same => binary_values(*op, |j| a.value(j), |j| b.value(j), res),
                     _ => {
-                        let ra = |j| a.row_ahead(lo, j, count, node_of);
-                        let rb = |j| b.row_ahead(lo, j, count, node_of);
+                        let ra = |j| a.row_ahead(j);
+                        let rb = |j| b.row_ahead(j);
                         binary_rows(*op, ra, rb, ia, ib, res, w);
                     }
                 }
@@ -631,8 +731,8 @@ impl<'a, T: Float> Body<'a, T> {
             SOp::Dot { a, b, k, ia, ib } => {
                 let (a, b) = (opnd(*a), opnd(*b));
                 for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                    let xa = a.row_ahead(lo, j, count, node_of);
-                    let xb = b.row_ahead(lo, j, count, node_of);
+                    let xa = a.row_ahead(j);
+                    let xb = b.row_ahead(j);
                     for ((o, &pa), &pb) in o.iter_mut().zip(ia).zip(ib) {
                         let (ra, rb) = (&xa[pa * k..(pa + 1) * k], &xb[pb * k..(pb + 1) * k]);
                         *o = dot(ra, rb);
@@ -641,11 +741,11 @@ impl<'a, T: Float> Body<'a, T> {
             }
             SOp::Copy(x) => {
                 let x = opnd(*x);
-                match x.all(lo, count) {
+                match x.all(count) {
                     Some(xs) => res.copy_from_slice(xs),
                     None => {
                         for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                            o.copy_from_slice(x.row(lo, j, node_of));
+                            o.copy_from_slice(x.row(j));
                         }
                     }
                 }
@@ -656,8 +756,8 @@ impl<'a, T: Float> Body<'a, T> {
                     let block = self.regs[*x].width / w.max(1);
                     let (a, b) = (opnd(*a), opnd(*b));
                     for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                        let xa = a.row_ahead(lo, j, count, node_of);
-                        let xb = b.row_ahead(lo, j, count, node_of);
+                        let xa = a.row_ahead(j);
+                        let xb = b.row_ahead(j);
                         let pairs = xa.chunks_exact(block).zip(xb.chunks_exact(block));
                         for (o, (pa, pb)) in o.iter_mut().zip(pairs) {
                             *o = dot(pa, pb);
@@ -672,7 +772,7 @@ impl<'a, T: Float> Body<'a, T> {
                 let block = x.width / w.max(1);
                 let blocks = block > 0 && to.iter().enumerate().all(|(i, &t)| t == i / block);
                 for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                    let xs = x.row(lo, j, node_of);
+                    let xs = x.row(j);
                     if blocks {
                         for (o, b) in o.iter_mut().zip(xs.chunks_exact(block)) {
                             *o = sum(b);
@@ -688,7 +788,7 @@ impl<'a, T: Float> Body<'a, T> {
             SOp::Permute { x, from } => {
                 let x = opnd(*x);
                 for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                    let x = x.row(lo, j, node_of);
+                    let x = x.row(j);
                     for (o, &f) in o.iter_mut().zip(from) {
                         *o = x[f];
                     }
@@ -701,7 +801,7 @@ impl<'a, T: Float> Body<'a, T> {
                     let mut at = 0;
                     for l in 0..*lead {
                         for &(x, width) in &parts {
-                            let x = x.row(lo, j, node_of);
+                            let x = x.row(j);
                             o[at..at + width].copy_from_slice(&x[l * width..(l + 1) * width]);
                             at += width;
                         }
@@ -711,7 +811,7 @@ impl<'a, T: Float> Body<'a, T> {
             SOp::MatVec { x, w: wv, map, form } => {
                 let x = opnd(*x);
                 for (j, o) in res.chunks_exact_mut(w.max(1)).enumerate() {
-                    matvec(form, x.row(lo, j, node_of), unsafe { wv.row(map.get(id(j))) }, o)
+                    matvec(form, x.row(j), unsafe { wv.row(map.get(id(j))) }, o)
                 }
             }
             SOp::Softmax(_)
@@ -719,6 +819,19 @@ impl<'a, T: Float> Body<'a, T> {
             | SOp::GroupSize(_)
             | SOp::MaxGrad { .. }
             | SOp::Store { .. } => {}
+        }
+    }
+}
+
+/// Sets `table` to the rows `map` gives the ids `ids`, the map matched once.
+fn fill_rows(table: &mut Vec<u32>, ids: impl Iterator<Item = u32>, map: &RowMap) {
+    table.clear();
+    match map {
+        RowMap::Identity => table.extend(ids),
+        RowMap::Zero => table.extend(ids.map(|_| 0)),
+        RowMap::Table(t) => table.extend(ids.map(|i| t[i as usize])),
+        RowMap::Compose(inner, outer) => {
+            table.extend(ids.map(|i| outer[inner[i as usize] as usize]))
         }
     }
 }

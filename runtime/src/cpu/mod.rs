@@ -286,6 +286,27 @@ fn execute<T: pool::Pooled>(
     Ok((Execution { outputs, profile }, kept))
 }
 
+/// Hints the CPU to start loading the `width` values at `ptr + start`, of `len` values at
+/// `ptr` (nothing if they are out of bounds or the target has no prefetch instruction).
+#[inline(always)]
+pub(crate) fn prefetch_values<T>(ptr: *const T, start: usize, width: usize, len: usize) {
+    if start + width > len {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = ptr.wrapping_add(start).cast::<i8>();
+        for line in (0..width * std::mem::size_of::<T>()).step_by(64) {
+            // SAFETY: prefetching is a hint that never faults; the address is in bounds.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    p.wrapping_add(line),
+                )
+            }
+        }
+    }
+}
+
 /// A buffer's storage as seen by a running kernel: a raw pointer shared by its tasks, which
 /// touch disjoint rows (or add atomically) as the access rules guarantee.
 #[derive(Copy, Clone, Debug)]
@@ -317,17 +338,6 @@ impl<T: Float> Raw<T> {
         assert!(start + self.width <= self.len, "row {i} beyond a buffer of {} values", self.len);
         // SAFETY: in bounds (checked); no concurrent writer by the caller's contract.
         unsafe { std::slice::from_raw_parts(self.ptr.add(start), self.width) }
-    }
-    /// Rows `i..i + n`, consecutive.
-    ///
-    /// # Safety
-    /// No other task may write these rows while the slice lives.
-    #[inline]
-    pub unsafe fn rows(&self, i: usize, n: usize) -> &[T] {
-        let (start, len) = (i * self.width, n * self.width);
-        assert!(start + len <= self.len, "rows {i}.. beyond a buffer of {} values", self.len);
-        // SAFETY: in bounds (checked); no concurrent writer by the caller's contract.
-        unsafe { std::slice::from_raw_parts(self.ptr.add(start), len) }
     }
     /// Mutable row `i`.
     ///
@@ -370,23 +380,7 @@ impl<T: Float> Raw<T> {
     /// or the target has no prefetch instruction).
     #[inline(always)]
     pub fn prefetch_row(&self, i: usize) {
-        let start = i * self.width;
-        if start + self.width > self.len {
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        {
-            let bytes = self.width * std::mem::size_of::<T>();
-            let p = self.ptr.wrapping_add(start).cast::<i8>();
-            for line in (0..bytes).step_by(64) {
-                // SAFETY: prefetching is a hint that never faults; the address is in bounds.
-                unsafe {
-                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                        p.wrapping_add(line),
-                    )
-                }
-            }
-        }
+        prefetch_values(self.ptr, i * self.width, self.width, self.len)
     }
     /// The first value (for GEMM operands given as base pointers).
     pub fn ptr(&self) -> *mut T {

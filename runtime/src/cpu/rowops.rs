@@ -181,6 +181,24 @@ pub(super) fn binary_rows_into<'r, 'o, T: Float + 'r + 'o>(
     with_binary_op!(op, rows)
 }
 
+/// `out[j] = op(a(j), b(j))` for one-value rows `j`, the operator matched once.
+pub(super) fn binary_values<T: Float>(
+    op: BinaryOp,
+    a: impl Fn(usize) -> T,
+    b: impl Fn(usize) -> T,
+    out: &mut [T],
+) {
+    macro_rules! values {
+        ($f:expr) => {{
+            let f = $f;
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = f(a(j), b(j));
+            }
+        }};
+    }
+    with_binary_op!(op, values)
+}
+
 /// `acc += op(a(j), b(j))` for the rows `j` of `rows` in order, the operator matched once (a
 /// sum over a node's rows of a binary statement computed into the sum: `body.rs`).
 pub(super) fn binary_sum_rows<'r, T: Float + 'r>(
@@ -340,6 +358,20 @@ mod tests {
                     assert!((g - w).abs() <= 1e-12, "{op:?}: {g} + 1 - 1 vs {w}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn binary_over_values_matches_binary_per_row() {
+        let (_, scalar, half) = rows();
+        for op in OPS {
+            let mut want = [0.0; 3];
+            for (j, o) in want.iter_mut().enumerate() {
+                binary(op, &scalar[j], &half[j][1..], &[0], &[0], std::slice::from_mut(o));
+            }
+            let mut got = [0.0; 3];
+            binary_values(op, |j| scalar[j][0], |j| half[j][1], &mut got);
+            assert_eq!(got, want, "{op:?}");
         }
     }
 

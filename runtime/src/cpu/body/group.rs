@@ -135,11 +135,11 @@ impl<T: Float> Body<'_, T> {
         sums.resize(lay.m * w, T::ZERO);
         {
             let (regs, node_of) = (&g.regs[..], &g.node_of[..]);
-            let at = At { span, lay, edge: true, count: lay.n, first, node_of, regs };
+            let (loads, idx) = (&g.loads[..], &g.idx[..]);
+            let at = At { span, lay, edge: true, count: lay.n, first, node_of, regs, loads, idx };
             let (a, b) = (self.opnd(&at, *a), self.opnd(&at, *b));
-            let n = lay.n;
-            let ra = |j| a.row_ahead(regs, j, n, node_of);
-            let rb = |j| b.row_ahead(regs, j, n, node_of);
+            let ra = |j| a.row_ahead(j);
+            let rb = |j| b.row_ahead(j);
             for (i, acc) in sums.chunks_exact_mut(w.max(1)).enumerate() {
                 let rows = span.of_node(i);
                 let n = rows.len();
