@@ -68,7 +68,7 @@ pub trait Float:
 
 /// `Float` for a primitive float type, its sgemm/dgemm, and the atomic integer of its width.
 macro_rules! impl_float {
-    ($t:ident, $gemm:ident, $atomic:ident, $bits:ident, $gelu:ident, $gelu_grad:ident) => {
+    ($t:ident, $gemm:path, $atomic:ident, $bits:ident, $gelu:ident, $gelu_grad:ident) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const NEG_INFINITY: Self = $t::NEG_INFINITY;
@@ -94,11 +94,7 @@ macro_rules! impl_float {
                 c: (*mut Self, isize, isize),
             ) {
                 // SAFETY: forwarded from the caller's contract.
-                unsafe {
-                    matrixmultiply::$gemm(
-                        m, k, n, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2,
-                    )
-                }
+                unsafe { $gemm(m, k, n, a, b, beta, c) }
             }
             unsafe fn atomic_add(p: *mut Self, v: Self) {
                 // SAFETY: the float and its atomic integer have the same size and alignment; the
@@ -124,8 +120,27 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, sgemm, AtomicU32, u32, gelu_f32, gelu_grad_f32);
+impl_float!(f32, super::sgemm::sgemm, AtomicU32, u32, gelu_f32, gelu_grad_f32);
 impl_float!(f64, dgemm, AtomicU64, u64, gelu_f64, gelu_grad_f64);
+
+/// matrixmultiply's dgemm with the operands as [`Float::gemm`] takes them.
+///
+/// # Safety
+/// As for `matrixmultiply::dgemm`.
+unsafe fn dgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: (*const f64, isize, isize),
+    b: (*const f64, isize, isize),
+    beta: f64,
+    c: (*mut f64, isize, isize),
+) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        matrixmultiply::dgemm(m, k, n, 1.0, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2)
+    }
+}
 
 /// GELU in f64: the reference interpreter's definition (Cody's erfc).
 fn gelu_f64(x: &[f64], out: &mut [f64]) {
@@ -162,7 +177,7 @@ fn gelu_grad_f32(x: &[f32], dy: &[f32], out: &mut [f32]) {
 
 /// Whether this CPU runs AVX2 and FMA instructions, detected on the first call.
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
+pub(super) fn has_avx2_fma() -> bool {
     static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *DETECTED.get_or_init(|| {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")

@@ -18,6 +18,7 @@ mod gemm;
 mod index;
 mod pool;
 mod rowops;
+mod sgemm;
 mod store;
 mod traversal;
 mod wgrad;
