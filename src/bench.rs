@@ -47,7 +47,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Time a training step instead: forward plus backward of `sum(out * G)` for a random G,
-    /// on the reference interpreter (the only executor of backward modules so far).
+    /// as plans on the chosen back end (`--backend reference`: on the interpreter), with the
+    /// inputs pinned to the back end once as a trainer pins its constant inputs.
     #[arg(long)]
     train: bool,
 }
@@ -67,6 +68,8 @@ struct Measured {
     kernels: Vec<(String, Duration, usize)>,
     total: Duration,
     layouts: Duration,
+    /// Host time binding inputs and weights and widening outputs (`Profile::transfers`).
+    transfers: Duration,
     plan_bytes: usize,
     compact_rows_saved: Option<String>,
 }
@@ -136,22 +139,32 @@ fn bench_train(args: &BenchArgs) -> Result<()> {
         ms(median),
         rss.map(|r| runtime::memory::human(r as u128)).unwrap_or_else(|| "-".into())
     );
-    for (pass, kernels) in [("forward", &steps.forward), ("backward", &steps.backward)] {
+    let passes = [("forward", &steps.forward), ("backward", &steps.backward)];
+    for ((pass, kernels), transfers) in passes.into_iter().zip(steps.transfers) {
         if !kernels.is_empty() {
             let total: Duration = kernels.iter().map(|(_, d)| *d).sum();
-            println!("  {pass} kernels: {:.3} ms", ms(total));
+            println!(
+                "  {pass} kernels: {:.3} ms; transfers (binding inputs and weights, outputs): {:.3} ms",
+                ms(total),
+                ms(transfers)
+            );
         }
         for (name, d) in kernels.iter() {
             println!("    {name:<16} {:>10.3} ms", ms(*d));
         }
     }
     if let Some(path) = &args.json {
+        let total = |k: &[(String, Duration)]| ms(k.iter().map(|(_, d)| *d).sum());
         let text = format!(
-            "{{\"model\": \"{}\", \"graph\": \"{}\", \"backend\": \"{backend}\", \"train\": true, \"runs\": {runs}, \"train_step_ms_median\": {:.6}, \"peak_rss_bytes\": {}}}\n",
+            "{{\"model\": \"{}\", \"graph\": \"{}\", \"backend\": \"{backend}\", \"train\": true, \"runs\": {runs}, \"train_step_ms_median\": {:.6}, \"peak_rss_bytes\": {}, \"forward_kernels_ms\": {:.6}, \"backward_kernels_ms\": {:.6}, \"forward_transfers_ms\": {:.6}, \"backward_transfers_ms\": {:.6}}}\n",
             esc(&args.file.display().to_string()),
             esc(&args.graph),
             ms(median),
-            rss.map(|r| r.to_string()).unwrap_or_else(|| "null".into())
+            rss.map(|r| r.to_string()).unwrap_or_else(|| "null".into()),
+            total(&steps.forward),
+            total(&steps.backward),
+            ms(steps.transfers[0]),
+            ms(steps.transfers[1]),
         );
         runtime::io::write_atomic(path, text.as_bytes())?;
     }
@@ -203,6 +216,7 @@ fn measure(
         kernels,
         total: median(profiles.iter().map(Profile::kernels_total).collect()),
         layouts: median(profiles.iter().map(|p| p.layouts).collect()),
+        transfers: median(profiles.iter().map(|p| p.transfers).collect()),
         plan_bytes: profiles.first().map(|p| p.peak_bytes).unwrap_or(0),
         compact_rows_saved,
     })
@@ -252,15 +266,16 @@ fn report(
         }
     }
     println!(
-        "  {:<12} {:>10} {:>10} {:>8} {:>12}",
-        "config", "total ms", "layouts", "kernels", "buffers MiB"
+        "  {:<12} {:>10} {:>10} {:>10} {:>8} {:>12}",
+        "config", "total ms", "layouts", "transfers", "kernels", "buffers MiB"
     );
     for m in results {
         println!(
-            "  {:<12} {:>10.3} {:>10.3} {:>8} {:>12.2}",
+            "  {:<12} {:>10.3} {:>10.3} {:>10.3} {:>8} {:>12.2}",
             m.label,
             ms(m.total),
             ms(m.layouts),
+            ms(m.transfers),
             m.kernels.len(),
             m.plan_bytes as f64 / (1 << 20) as f64
         );
@@ -310,13 +325,14 @@ fn json(
                 })
                 .collect();
             format!(
-                "{{\"config\": \"{}\", \"reorder\": {}, \"compact\": {}, \"fuse\": {}, \"total_ms\": {:.6}, \"layouts_ms\": {:.6}, \"buffer_bytes\": {}, \"kernels\": [{}]}}",
+                "{{\"config\": \"{}\", \"reorder\": {}, \"compact\": {}, \"fuse\": {}, \"total_ms\": {:.6}, \"layouts_ms\": {:.6}, \"transfers_ms\": {:.6}, \"buffer_bytes\": {}, \"kernels\": [{}]}}",
                 m.label,
                 m.options.reorder,
                 m.options.compact,
                 m.options.fuse,
                 ms(m.total),
                 ms(m.layouts),
+                ms(m.transfers),
                 m.plan_bytes,
                 kernels.join(", ")
             )

@@ -92,7 +92,8 @@ pub fn grad(args: &GradArgs) -> Result<()> {
 
 /// Median time of one training step of `sum(out * G)` for a random G, for `pigeon bench
 /// --train`, on plans compiled with `plans` (switches, back end) or on the reference
-/// interpreter: the median, the number of timed steps, and what ran them.
+/// interpreter: the median, the number of timed steps, and what ran them. Every input is
+/// constant here, so all are pinned (`Gradients::pin`), as a trainer pins its constant ones.
 pub fn train_step_times(
     args: &BenchArgs,
     file: &std::path::Path,
@@ -105,11 +106,13 @@ pub fn train_step_times(
     let graph = load_graph(graph_spec)?;
     let (r, t) = (graph.num_relations(), graph.num_node_types());
     let weights = WeightStore::try_init(&module, r, t, 0)?;
-    let (mut inputs, _) = pigeon::runtime::bind::bind_inputs(&module, &graph, 0)?;
+    let (bound, _) = pigeon::runtime::bind::bind_inputs(&module, &graph, 0)?;
     let mut grads = Gradients::new(&module, &[])?;
     if let Some((options, backend)) = plans {
         grads = grads.compile(&graph, &options, backend)?;
     }
+    grads.pin(bound)?;
+    let mut inputs = Vec::new();
     let mut rng = Rng::new(7919);
     let probe = grads.forward(&graph, &inputs, &weights)?;
     let seeds: Vec<(String, Tensor)> = module
@@ -138,6 +141,12 @@ pub fn train_step_times(
     }
     bar.finish_and_clear();
     times.sort();
+    let transfers = |which: usize| -> Duration {
+        let mut ts: Vec<Duration> =
+            profiles.iter().filter_map(|p| Some(p[which].as_ref()?.transfers)).collect();
+        ts.sort();
+        ts.get(ts.len() / 2).copied().unwrap_or_default()
+    };
     let kernels = |which: usize| -> Vec<(String, Duration)> {
         let Some(plan) = grads.plans().map(|p| if which == 0 { p.0 } else { p.1 }) else {
             return Vec::new();
@@ -164,6 +173,7 @@ pub fn train_step_times(
         engine: grads.engine_name(),
         forward: kernels(0),
         backward: kernels(1),
+        transfers: [transfers(0), transfers(1)],
     })
 }
 
@@ -179,4 +189,8 @@ pub struct StepTimes {
     pub forward: Vec<(String, Duration)>,
     /// Each backward kernel with its median time.
     pub backward: Vec<(String, Duration)>,
+    /// The median host time of the forward and of the backward execution outside kernels
+    /// binding inputs and weights and returning outputs (`Profile::transfers`; zero on the
+    /// reference interpreter).
+    pub transfers: [Duration; 2],
 }

@@ -176,6 +176,7 @@ pub(crate) fn options(args: &TrainArgs, seed: u64) -> TrainOptions {
         output: args.output.clone(),
         learn_inputs: !args.fixed_inputs,
         plans: plans(args.backend, &args.opt),
+        pin_inputs: true,
     }
 }
 
@@ -557,6 +558,7 @@ pub(crate) fn eval_options(output: Option<String>) -> TrainOptions {
         output,
         learn_inputs: true,
         plans: None,
+        pin_inputs: true,
     }
 }
 

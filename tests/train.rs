@@ -42,6 +42,7 @@ fn options(plans: bool) -> TrainOptions {
         output: None,
         learn_inputs: true,
         plans: plans.then(|| (pigeon::passes::Options::default(), Precision::F64)),
+        pin_inputs: true,
     }
 }
 
@@ -51,12 +52,11 @@ fn run(
     name: &str,
     params: &[(String, i64)],
     graph: &HeteroGraph,
-    plans: bool,
+    opts: &TrainOptions,
     steps: usize,
 ) -> (&'static [Measure], Vec<Vec<f64>>) {
     let module = compile(name, params);
-    let opts = options(plans);
-    let mut trainer = Trainer::new(module, graph, &opts, None).expect("trainer");
+    let mut trainer = Trainer::new(module, graph, opts, None).expect("trainer");
     let rows = (0..steps)
         .map(|_| {
             let m = trainer.step().expect("step");
@@ -109,8 +109,8 @@ fn with_labels(
 /// step.
 fn check_plans_follow_the_reference(graph: &HeteroGraph, measures: &[Measure]) {
     for (name, params) in models() {
-        let (m, want) = run(name, &params, graph, false, 12);
-        let (_, got) = run(name, &params, graph, true, 12);
+        let (m, want) = run(name, &params, graph, &options(false), 12);
+        let (_, got) = run(name, &params, graph, &options(true), 12);
         assert_eq!(m, measures, "{name}");
         assert_eq!(want[0].len(), 1 + 2 * measures.len(), "{name}: loss, train and test");
         let learns = if name == "dropout" {
@@ -149,6 +149,43 @@ fn multi_label_training_on_cpu_plans_follows_the_reference_step_by_step() {
         _ => vec![0],
     });
     check_plans_follow_the_reference(&graph, F1);
+}
+
+#[test]
+fn training_with_pinned_constant_inputs_gives_the_results_of_passing_them() {
+    let graph = labelled(false, |v| vec![v % 3]);
+    let mut pinned_some = 0;
+    // Without learned inputs, rgcn2's input is a constant random feature.
+    let settings = [(false, true), (true, true), (false, false), (true, false)];
+    for (name, params) in models() {
+        for (plans, learn_inputs) in settings {
+            let opts = TrainOptions { learn_inputs, ..options(plans) };
+            let unpinned = TrainOptions { pin_inputs: false, ..opts.clone() };
+            let (_, want) = run(name, &params, &graph, &unpinned, 6);
+            let (_, got) = run(name, &params, &graph, &opts, 6);
+            let trainer =
+                Trainer::new(compile(name, &params), &graph, &opts, None).expect("trainer");
+            let pinned = trainer.gradients().pinned();
+            let held: Vec<&String> = trainer.params.inputs().iter().map(|(n, _)| n).collect();
+            assert!(pinned.iter().all(|n| !held.contains(&n)), "{name}: {pinned:?} {held:?}");
+            assert!(trainer.params.constant_inputs().is_empty(), "{name}: all pinned");
+            pinned_some += usize::from(!pinned.is_empty());
+            if !plans {
+                // The reference interpreter is deterministic: the same bits.
+                assert_eq!(got, want, "{name}");
+                continue;
+            }
+            // The CPU back end on several threads may add atomically in another order.
+            for (step, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g[0] - w[0]).abs() <= 1e-12 * w[0].abs().max(1.0),
+                    "{name} step {step}: loss {g:?} vs {w:?}"
+                );
+                assert_eq!(g[1..], w[1..], "{name} step {step}: measures");
+            }
+        }
+    }
+    assert!(pinned_some >= 2, "only {pinned_some} trainers pinned inputs");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The checks every plan executor applies to the values it is given: an input bound by name
-//! must have the rows and per-row shape the plan declares on this graph, a weight the slices and
-//! shape of its declaration. Shared by the CPU and CUDA back ends so their messages agree.
+//! must have the rows and per-row shape the plan declares on this graph (whether given as a
+//! host tensor or uploaded to the back end before), a weight the slices and shape of its
+//! declaration. Shared by the CPU and CUDA back ends so their messages agree.
 
 use crate::error::{Result, RuntimeError};
 use crate::tensor::Tensor;
@@ -15,21 +16,55 @@ pub(crate) fn bound_input<'a>(
     shape: &Shape,
     inputs: &'a [(String, Tensor)],
 ) -> Result<&'a Tensor> {
-    let err = |message: String| RuntimeError::Binding { name: name.to_string(), message };
-    let t = inputs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
-        .ok_or_else(|| err(format!("no value given (declared per {space:?} {shape})")))?;
-    if t.rows != rows || t.shape != *shape || t.data.len() != rows * shape.numel() {
-        return Err(err(format!(
-            "needs {rows} rows of shape {shape} on this graph, got {} rows of shape {} ({} values)",
-            t.rows,
-            t.shape,
-            t.data.len()
-        )));
-    }
+    let t = inputs.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
+        RuntimeError::Binding {
+            name: name.to_string(),
+            message: format!("no value given (declared per {space:?} {shape})"),
+        }
+    })?;
+    check_input(name, rows, shape, (t.rows, &t.shape, t.data.len()))?;
     Ok(t)
+}
+
+/// Checks that the value of input `name`, `(rows, per-row shape, number of values)` as
+/// given (a host tensor, or a value uploaded to the back end), holds the `rows` rows of
+/// `shape` the plan declares on this graph.
+pub(crate) fn check_input(
+    name: &str,
+    rows: usize,
+    shape: &Shape,
+    (got_rows, got_shape, got_len): (usize, &Shape, usize),
+) -> Result<()> {
+    if got_rows != rows || got_shape != shape || got_len != rows * shape.numel() {
+        return Err(RuntimeError::Binding {
+            name: name.to_string(),
+            message: format!(
+                "needs {rows} rows of shape {shape} on this graph, got {got_rows} rows of shape \
+                 {got_shape} ({got_len} values)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks inputs handed to a back end to be kept there (`Backend::upload`): names are unique
+/// and every tensor's values fill its rows.
+pub(crate) fn check_upload(inputs: &[(String, Tensor)]) -> Result<()> {
+    for (i, (name, t)) in inputs.iter().enumerate() {
+        let err = |message: String| RuntimeError::Binding { name: name.clone(), message };
+        if inputs[..i].iter().any(|(n, _)| n == name) {
+            return Err(err("given twice to be kept on the back end".into()));
+        }
+        if t.data.len() != t.rows * t.shape.numel() {
+            return Err(err(format!(
+                "holds {} values, not {} rows of shape {}",
+                t.data.len(),
+                t.rows,
+                t.shape
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The values of the weight named `name`, checked to hold `rows` slices of `shape`.

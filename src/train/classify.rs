@@ -131,9 +131,12 @@ impl<'g> Trainer<'g> {
                 "output `{output}` is {out_ty}, but classifying into {classes} classes needs node [{classes}]"
             )));
         }
-        let params = Params::new(&module, graph, opts, weights, Vec::new())?;
+        let mut params = Params::new(&module, graph, opts, weights, Vec::new())?;
         let refs: Vec<&str> = params.learned_inputs().iter().map(String::as_str).collect();
-        let grads = opts.engine(Gradients::new(&module, &refs)?, graph)?;
+        let mut grads = opts.engine(Gradients::new(&module, &refs)?, graph)?;
+        if opts.pin_inputs {
+            grads.pin(params.take_constant_inputs())?;
+        }
         Ok(Trainer { graph, grads, params, output, splits })
     }
 

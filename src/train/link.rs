@@ -83,7 +83,10 @@ impl<'g> LinkTrainer<'g> {
         let width = module.inputs().iter().map(|d| d.ty.shape.numel()).max().unwrap_or(1);
         params.scale_learned(1.0 / (width as f64).sqrt());
         let refs: Vec<&str> = params.learned_inputs().iter().map(String::as_str).collect();
-        let grads = opts.engine(Gradients::new(&module, &refs)?, graph)?;
+        let mut grads = opts.engine(Gradients::new(&module, &refs)?, graph)?;
+        if opts.pin_inputs {
+            grads.pin(params.take_constant_inputs())?;
+        }
         let known = splits.train.iter().chain(&splits.valid).chain(&splits.test).copied().collect();
         Ok(LinkTrainer { graph, splits, grads, params, output, known, rng, link })
     }

@@ -15,6 +15,11 @@
 //! Inputs the graph has no data for (featureless entities, as in AIFB and MUTAG) are *learned*:
 //! their random initial values are trained like weights, which for a first linear layer is the
 //! low-rank form of R-GCN's one-hot input.
+//!
+//! Inputs no step changes (node features, edge norms: [`Params::take_constant_inputs`]) are
+//! pinned to the engine once ([`Gradients::pin`]): a plan back end that keeps inputs converts
+//! them once and reads them in place in every forward and backward execution, and each step
+//! passes only the inputs that change (learned ones, dropout masks).
 
 mod classify;
 mod link;
@@ -27,7 +32,7 @@ use pigeon_ir::plan::Plan;
 use pigeon_ir::{GraphStats, Module};
 use pigeon_passes::autodiff::{self, Differentiated, Saved, Split};
 use pigeon_passes::Options;
-use pigeon_runtime::backend::{Backend, Kept, Profile};
+use pigeon_runtime::backend::{Backend, Inputs, Kept, Profile, Resident};
 use pigeon_runtime::bind::{bind_inputs, BindingSource};
 use pigeon_runtime::cpu::{CpuBackend, Precision};
 use pigeon_runtime::graph::HeteroGraph;
@@ -46,11 +51,25 @@ enum Engine {
     Plans { forward: Plan, backward: Plan, backend: Box<dyn Backend> },
 }
 
+/// Inputs pinned with [`Gradients::pin`].
+#[derive(Default)]
+enum Pinned {
+    /// None.
+    #[default]
+    Nothing,
+    /// Uploaded to the plan back end, which reads them in place.
+    Resident(Resident),
+    /// Kept here and appended to the inputs of every run (the reference interpreter, and plan
+    /// back ends that keep no inputs).
+    Host(Mutex<Vec<(String, Tensor)>>),
+}
+
 /// A module differentiated once and split, run as forward then backward.
 pub struct Gradients {
     diff: Differentiated,
     split: Split,
     engine: Engine,
+    pinned: Pinned,
     /// The profiles of the last forward and backward plan executions (for `pigeon bench`).
     profiles: Mutex<[Option<Profile>; 2]>,
 }
@@ -61,7 +80,55 @@ impl Gradients {
     pub fn new(module: &Module, inputs: &[&str]) -> Result<Self, Error> {
         let diff = autodiff::differentiate(module, inputs)?;
         let split = autodiff::split(&diff)?;
-        Ok(Gradients { diff, split, engine: Engine::Reference, profiles: Mutex::default() })
+        Ok(Gradients {
+            diff,
+            split,
+            engine: Engine::Reference,
+            pinned: Pinned::Nothing,
+            profiles: Mutex::default(),
+        })
+    }
+
+    /// Hands inputs that stay the same for every pass (node features, edge norms) to the
+    /// engine once, so that [`Gradients::forward`] and [`Gradients::backward`] bind them
+    /// without being given them: a plan back end that keeps inputs (`Backend::upload`, the
+    /// CPU back end) converts them once and reads them in place in every execution; otherwise
+    /// they are kept here and appended to the inputs of each run. Replaces what was pinned
+    /// before (except on error); pinned inputs survive [`Gradients::compile`]. Errors: two
+    /// values of one name ([`RuntimeError::Binding`]); values that do not fit a plan are
+    /// reported when it runs, as are names both pinned and given to a pass.
+    pub fn pin(&mut self, inputs: Vec<(String, Tensor)>) -> Result<(), Error> {
+        if let Some(i) = (0..inputs.len()).find(|&i| inputs[..i].iter().any(|p| p.0 == inputs[i].0))
+        {
+            return Err(Error::Runtime(RuntimeError::Binding {
+                name: inputs[i].0.clone(),
+                message: "pinned twice".into(),
+            }));
+        }
+        // The values pinned before are dropped before the new ones are uploaded.
+        self.pinned = Pinned::Nothing;
+        if inputs.is_empty() {
+            return Ok(());
+        }
+        if let Engine::Plans { backend, .. } = &self.engine {
+            if let Some(resident) = backend.upload(&inputs)? {
+                self.pinned = Pinned::Resident(resident);
+                return Ok(());
+            }
+        }
+        self.pinned = Pinned::Host(Mutex::new(inputs));
+        Ok(())
+    }
+
+    /// The names of the pinned inputs.
+    pub fn pinned(&self) -> Vec<String> {
+        match &self.pinned {
+            Pinned::Nothing => Vec::new(),
+            Pinned::Resident(r) => r.names().to_vec(),
+            Pinned::Host(m) => {
+                m.lock().map(|p| p.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default()
+            }
+        }
     }
 
     /// Compiles the forward and backward modules for `graph` with `options` and runs them on
@@ -74,11 +141,19 @@ impl Gradients {
         options: &Options,
         backend: Box<dyn Backend>,
     ) -> Result<Self, Error> {
+        let pinned = match std::mem::take(&mut self.pinned) {
+            Pinned::Nothing => Vec::new(),
+            Pinned::Host(m) => m.into_inner().map_err(|_| internal("pinned inputs".into()))?,
+            Pinned::Resident(_) => {
+                return Err(internal("compiling again after pinning inputs to a back end".into()))
+            }
+        };
         let stats = pigeon_runtime::layout::graph_stats(graph);
         let compiled = autodiff::compile_split(&self.split, &stats, options)?;
         self.split = compiled.split;
         let (forward, backward) = (compiled.forward, compiled.backward);
         self.engine = Engine::Plans { forward, backward, backend };
+        self.pin(pinned)?;
         Ok(self)
     }
 
@@ -108,7 +183,35 @@ impl Gradients {
 
     /// Runs the forward module (`kept` is `None`) or the backward module, reading the saved
     /// values a forward plan left on the back end from `kept`. A forward plan keeps its saved
-    /// values on the back end (in its element type, no round trip through f64).
+    /// values on the back end (in its element type, no round trip through f64). Pinned inputs
+    /// kept here are appended to `inputs` for the run and taken back after it.
+    fn run_pinned(
+        &self,
+        backward: bool,
+        graph: &HeteroGraph,
+        inputs: &mut Vec<(String, Tensor)>,
+        weights: &WeightStore,
+        kept: Option<Kept>,
+    ) -> Result<Forward, Error> {
+        let Pinned::Host(pinned) = &self.pinned else {
+            return self.run(backward, graph, inputs, weights, kept);
+        };
+        let mut pinned = pinned.lock().map_err(|_| internal("pinned inputs".into()))?;
+        if let Some((name, _)) = inputs.iter().find(|(n, _)| pinned.iter().any(|p| p.0 == *n)) {
+            return Err(Error::Runtime(RuntimeError::Binding {
+                name: name.clone(),
+                message: "given both as a pinned input and as an input of this pass".into(),
+            }));
+        }
+        let at = inputs.len();
+        inputs.append(&mut pinned);
+        let result = self.run(backward, graph, inputs, weights, kept);
+        *pinned = inputs.split_off(at);
+        result
+    }
+
+    /// Runs a module as [`Gradients::run_pinned`] says, with the pinned inputs only if they
+    /// are resident on the plan back end.
     fn run(
         &self,
         backward: bool,
@@ -125,8 +228,12 @@ impl Gradients {
             Engine::Plans { forward, backward: bwd, backend } => {
                 let plan = if backward { bwd } else { forward };
                 let keep = |name: &str| !backward && name.starts_with(autodiff::SAVED);
-                let (exec, kept) =
-                    backend.execute_kept(plan, graph, inputs, weights, kept, &keep)?;
+                let resident = match &self.pinned {
+                    Pinned::Resident(r) => Some(r),
+                    _ => None,
+                };
+                let bound = Inputs { host: inputs, resident, kept };
+                let (exec, kept) = backend.execute_kept(plan, graph, bound, weights, &keep)?;
                 if let Ok(mut last) = self.profiles.lock() {
                     last[usize::from(backward)] = Some(exec.profile);
                 }
@@ -136,20 +243,26 @@ impl Gradients {
     }
 
     /// The forward pass: the model's outputs, then the saved values (those a plan back end
-    /// keeps are in [`Forward`] but not among its outputs).
+    /// keeps are in [`Forward`] but not among its outputs). `inputs` are those not pinned
+    /// ([`Gradients::pin`]); when pinned inputs are kept here rather than on a back end, the
+    /// inputs given are copied for the run.
     pub fn forward(
         &self,
         graph: &HeteroGraph,
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
     ) -> Result<Forward, Error> {
-        self.run(false, graph, inputs, weights, None)
+        match &self.pinned {
+            Pinned::Host(_) => self.run_pinned(false, graph, &mut inputs.to_vec(), weights, None),
+            _ => self.run(false, graph, inputs, weights, None),
+        }
     }
 
     /// The backward pass from the forward pass's results `forward` and one seed (the loss's
     /// gradient) per model output given in `seeds` (outputs left out get a zero seed): the
     /// gradient outputs (`grad:<weight>`, then `grad:input:<input>`). The seeds and saved values
-    /// are appended to `inputs` for the run and removed again, so the inputs are not copied.
+    /// (and pinned inputs kept here) are appended to `inputs` for the run and removed again, so
+    /// the inputs are not copied.
     pub fn backward(
         &self,
         graph: &HeteroGraph,
@@ -170,7 +283,7 @@ impl Gradients {
             }
         }
         inputs.extend(outputs.into_iter().filter(|(n, _)| n.starts_with(autodiff::SAVED)));
-        let result = self.run(true, graph, inputs, weights, kept);
+        let result = self.run_pinned(true, graph, inputs, weights, kept);
         inputs.truncate(base);
         Ok(result?.outputs)
     }
@@ -226,6 +339,10 @@ pub struct TrainOptions {
     /// optimisation switches, on the CPU back end in this precision; `None`: on the f64
     /// reference interpreter.
     pub plans: Option<(Options, Precision)>,
+    /// Whether the inputs no step changes are pinned to the engine once
+    /// ([`Gradients::pin`]) rather than passed, and on a plan back end converted, in every
+    /// pass. The results are the same either way.
+    pub pin_inputs: bool,
 }
 
 impl TrainOptions {
@@ -341,6 +458,26 @@ impl Params {
         }
     }
 
+    /// Whether no training step changes input `name`: it is neither learned nor a dropout mask.
+    fn is_constant(&self, name: &str) -> bool {
+        !self.learned.iter().any(|n| n == name) && !self.dropout.iter().any(|(n, _)| n == name)
+    }
+
+    /// The inputs held here that no training step changes (graph features, edge norms, fixed
+    /// random inputs): neither learned nor dropout masks.
+    pub fn constant_inputs(&self) -> Vec<String> {
+        self.inputs.iter().map(|(n, _)| n.clone()).filter(|n| self.is_constant(n)).collect()
+    }
+
+    /// Moves the inputs no training step changes out (to be pinned, [`Gradients::pin`]):
+    /// [`Params::inputs`] then holds only the learned inputs and the dropout masks.
+    pub fn take_constant_inputs(&mut self) -> Vec<(String, Tensor)> {
+        let (constant, changing) =
+            std::mem::take(&mut self.inputs).into_iter().partition(|(n, _)| self.is_constant(n));
+        self.inputs = changing;
+        constant
+    }
+
     /// The inputs training updates: the learned tables and the inputs learned as embeddings.
     pub fn learned_inputs(&self) -> &[String] {
         &self.learned
@@ -351,7 +488,8 @@ impl Params {
         self.learned.iter().filter(|n| !self.tables.contains(n))
     }
 
-    /// The current values of the inputs (learned ones as trained so far).
+    /// The current values of the inputs held here (learned ones as trained so far): all of
+    /// them, or after [`Params::take_constant_inputs`] those that steps change.
     pub fn inputs(&self) -> &[(String, Tensor)] {
         &self.inputs
     }
@@ -436,6 +574,11 @@ fn replace_named(
         slot.1 = t;
     }
     Ok(())
+}
+
+/// An internal error (a bug, not bad data).
+fn internal(message: String) -> Error {
+    Error::Runtime(RuntimeError::Internal(message))
 }
 
 /// A binding error about training data (labels, outputs, checkpoints).

@@ -2,9 +2,11 @@
 //! and nodes, and matrixmultiply's packed GEMM for the GEMM template.
 //!
 //! Execution: validate the graph, build the layouts the plan needs (those it lists and those its
-//! kernels imply; kept for the next execution on a graph with the same edges), allocate one storage per buffer (temps sharing a `slot` share one storage,
-//! sized for the largest of them), convert inputs and weights to the element type, then run the
-//! kernels in order (`gemm.rs`, `traversal.rs`) and widen the outputs to f64.
+//! kernels imply; kept for the next execution on a graph with the same edges), allocate one
+//! storage per buffer (temps sharing a `slot` share one storage, sized for the largest of
+//! them), convert inputs and weights to the element type (inputs uploaded before with
+//! `Backend::upload` are read in place), then run the kernels in order (`gemm.rs`,
+//! `traversal.rs`) and widen the outputs to f64.
 //!
 //! Memory safety of the parallel kernels rests on rules checked per kernel before it runs
 //! (`access.rs`): a storage written by a kernel is read by it only through the row being
@@ -23,7 +25,7 @@ mod store;
 mod traversal;
 mod wgrad;
 
-use crate::backend::{Backend, Execution, Kept, Profile};
+use crate::backend::{Backend, Execution, Inputs, Kept, Profile, Resident};
 use crate::error::{Result, RuntimeError};
 use crate::graph::HeteroGraph;
 use crate::layout::{CompactTable, InCsr, Layouts};
@@ -159,31 +161,63 @@ impl Backend for CpuBackend {
         inputs: &[(String, Tensor)],
         weights: &WeightStore,
     ) -> Result<Execution> {
-        Ok(self.execute_kept(plan, graph, inputs, weights, None, &|_| false)?.0)
+        Ok(self.execute_kept(plan, graph, Inputs::host(inputs), weights, &|_| false)?.0)
     }
 
     fn execute_kept(
         &self,
         plan: &Plan,
         graph: &HeteroGraph,
-        inputs: &[(String, Tensor)],
+        inputs: Inputs<'_>,
         weights: &WeightStore,
-        kept: Option<Kept>,
         keep: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<(Execution, Option<Kept>)> {
+        inputs.check_disjoint()?;
         let run = || match self.precision {
-            Precision::F32 => execute::<f32>(plan, graph, inputs, weights, self, kept, keep),
-            Precision::F64 => execute::<f64>(plan, graph, inputs, weights, self, kept, keep),
+            Precision::F32 => execute::<f32>(plan, graph, inputs, weights, self, keep),
+            Precision::F64 => execute::<f64>(plan, graph, inputs, weights, self, keep),
         };
-        match self.threads {
-            None => run(),
-            Some(n) => self.workers.get(n)?.install(run),
-        }
+        self.on_workers(run)?
+    }
+
+    /// Converts `inputs` to the back end's precision and keeps them in host memory owned by
+    /// the returned [`Resident`]; executions borrow them (no conversion, no copy).
+    fn upload(&self, inputs: &[(String, Tensor)]) -> Result<Option<Resident>> {
+        crate::values::check_upload(inputs)?;
+        let names = inputs.iter().map(|(n, _)| n.clone()).collect();
+        type Held = Box<dyn std::any::Any + Send + Sync>;
+        let values = self.on_workers(|| -> Held {
+            match self.precision {
+                Precision::F32 => Box::new(resident_rows::<f32>(inputs)),
+                Precision::F64 => Box::new(resident_rows::<f64>(inputs)),
+            }
+        })?;
+        Ok(Some(Resident::new(names, values)))
     }
 }
 
-/// Values kept on the CPU back end: name, rows, per-row shape and values in `T`.
+impl CpuBackend {
+    /// Runs `f` on the back end's worker threads (rayon's global pool when it has no thread
+    /// count of its own).
+    fn on_workers<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        Ok(match self.threads {
+            None => f(),
+            Some(n) => self.workers.get(n)?.install(f),
+        })
+    }
+}
+
+/// Values kept on the CPU back end: name, rows, per-row shape and values in `T`. Also the
+/// form of resident values.
 type KeptRows<T> = Vec<(String, usize, pigeon_ir::Shape, Vec<T>)>;
+
+/// `inputs` converted to `T`, as resident values.
+fn resident_rows<T: Float>(inputs: &[(String, Tensor)]) -> KeptRows<T> {
+    inputs
+        .iter()
+        .map(|(name, t)| (name.clone(), t.rows, t.shape.clone(), store::convert_new(t)))
+        .collect()
+}
 
 /// What kernels see of the graph and the plan.
 pub(crate) struct Env<'a> {
@@ -225,31 +259,40 @@ impl<'a> Env<'a> {
     }
 }
 
-/// Executes `plan` in element type `T`, reading inputs from `kept` first and keeping the
-/// outputs `keep` accepts (`Backend::execute_kept`).
+/// Executes `plan` in element type `T`, reading inputs from `inputs.kept` first, then from
+/// `inputs.resident`, and keeping the outputs `keep` accepts (`Backend::execute_kept`).
 fn execute<T: pool::Pooled>(
     plan: &Plan,
     graph: &HeteroGraph,
-    inputs: &[(String, Tensor)],
+    inputs: Inputs<'_>,
     weights: &WeightStore,
     backend: &CpuBackend,
-    kept: Option<Kept>,
     keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<(Execution, Option<Kept>)> {
     let start = Instant::now();
     let pool = &*backend.pool;
-    let mut kept_in: KeptRows<T> = match kept {
+    let mut kept_in: KeptRows<T> = match inputs.kept {
         None => Vec::new(),
         Some(k) => *k.0.downcast::<KeptRows<T>>().map_err(|_| {
             RuntimeError::Internal("values kept by an execution in another precision".into())
         })?,
     };
+    let no_resident = KeptRows::<T>::new();
+    let resident = match inputs.resident {
+        None => &no_resident,
+        Some(r) => r.values.downcast_ref::<KeptRows<T>>().ok_or_else(|| {
+            RuntimeError::Internal("resident values uploaded in another precision".into())
+        })?,
+    };
     let layouts = backend.layouts.get(graph, &access::needed_layouts(plan))?;
     let layouts_time = start.elapsed();
     let env = Env { graph, layouts: &layouts, plan, pool };
-    let allocated = Storage::<T>::allocate(&env, inputs, weights, pool, &mut kept_in);
+    let bind_start = Instant::now();
+    let allocated =
+        Storage::<T>::allocate(&env, inputs.host, resident, weights, pool, &mut kept_in);
     pool.give(kept_in.into_iter().map(|k| k.3));
     let mut storage = allocated?;
+    let mut transfers = bind_start.elapsed();
     let mut per_kernel = Vec::with_capacity(plan.kernels.len());
     for (id, kernel) in plan.kernels.iter() {
         let t0 = Instant::now();
@@ -258,7 +301,7 @@ fn execute<T: pool::Pooled>(
             e => e,
         };
         let plan_access = access::check(&env, kernel, &storage).map_err(in_kernel)?;
-        storage.prepare_writes(&plan_access);
+        storage.prepare_writes(&plan_access).map_err(in_kernel)?;
         let views = storage.views();
         match kernel {
             Kernel::Gemm(g) => gemm::run(&env, g, &views),
@@ -270,18 +313,20 @@ fn execute<T: pool::Pooled>(
         per_kernel.push((id, t0.elapsed()));
     }
     let peak_bytes = storage.bytes();
+    let outputs_start = Instant::now();
     let mut outputs = Vec::with_capacity(plan.outputs.len());
     let mut kept_out: KeptRows<T> = Vec::new();
     for (name, b) in &plan.outputs {
         if keep(name) {
             let buf = env.buffer(*b)?;
-            let values = storage.take_output(*b)?;
+            let values = storage.take_output(*b, pool)?;
             kept_out.push((name.clone(), env.count(buf.rows)?, buf.shape.clone(), values));
         } else {
             outputs.push((name.clone(), storage.output(&env, *b)?));
         }
     }
-    let profile = Profile { per_kernel, layouts: layouts_time, peak_bytes };
+    transfers += outputs_start.elapsed();
+    let profile = Profile { per_kernel, layouts: layouts_time, peak_bytes, transfers };
     storage.release(pool);
     let kept = (!kept_out.is_empty()).then(|| Kept(Box::new(kept_out)));
     Ok((Execution { outputs, profile }, kept))

@@ -1,7 +1,10 @@
 //! Buffer storage of one execution: one allocation per input, weight, output and un-slotted
 //! temp, one per temp slot (sized for its largest buffer), taken from the back end's pool
-//! (not cleared: every row is written before it is read); inputs and weights converted to the element type and checked against the plan's
-//! declarations.
+//! (not cleared: every row is written before it is read); inputs and weights converted to the
+//! element type and checked against the plan's declarations. Resident inputs
+//! (`Backend::upload`) are checked the same way and read in place: their storage borrows the
+//! uploaded values, which no kernel writes (`access.rs` rejects writes to input buffers, and an
+//! input buffer never shares its storage) and which never go back to the pool.
 
 use super::access::KernelAccess;
 use super::pool::{Pool, Pooled};
@@ -14,9 +17,25 @@ use pigeon_ir::{EntityId, Shape};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
+/// The values of one storage: owned (from the pool, given back after the execution), or
+/// borrowed from resident inputs (read only).
+enum Slab<'r, T> {
+    Owned(Vec<T>),
+    Borrowed(&'r [T]),
+}
+
+impl<T> Slab<'_, T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Slab::Owned(v) => v,
+            Slab::Borrowed(v) => v,
+        }
+    }
+}
+
 /// The storages and which buffer lives in which.
-pub(crate) struct Storage<T> {
-    data: Vec<Vec<T>>,
+pub(crate) struct Storage<'r, T> {
+    data: Vec<Slab<'r, T>>,
     /// Storage index of each buffer.
     pub of_buffer: Vec<usize>,
     /// Values (rows x width) of each buffer.
@@ -42,11 +61,24 @@ fn convert<T: Pooled>(t: &Tensor, pool: &Pool) -> Vec<T> {
     out
 }
 
-impl<T: Pooled> Storage<T> {
-    /// Allocates every buffer of the plan (from `pool`) and fills inputs and weights.
+/// `t`'s values in `T`, in a new buffer (for values that outlive executions: resident ones).
+pub(crate) fn convert_new<T: super::float::Float>(t: &Tensor) -> Vec<T> {
+    let mut out = Vec::with_capacity(t.data.len());
+    t.data
+        .par_iter()
+        .with_min_len(CONVERT_CHUNK)
+        .map(|&x| T::from_f64(x))
+        .collect_into_vec(&mut out);
+    out
+}
+
+impl<'r, T: Pooled> Storage<'r, T> {
+    /// Allocates every buffer of the plan (from `pool`) and fills inputs and weights: an input
+    /// from `kept` (moved in), else from `resident` (borrowed), else from `inputs` (converted).
     pub fn allocate(
         env: &Env,
         inputs: &[(String, Tensor)],
+        resident: &'r super::KeptRows<T>,
         weights: &WeightStore,
         pool: &Pool,
         kept: &mut super::KeptRows<T>,
@@ -82,11 +114,22 @@ impl<T: Pooled> Storage<T> {
                                 ),
                             });
                         }
-                        Some(values)
+                        Some(Slab::Owned(values))
                     }
-                    None => Some(input(name, buf.rows, rows, &buf.shape, inputs, pool)?),
+                    None => match resident.iter().find(|r| r.0 == *name) {
+                        Some((_, got_rows, got_shape, values)) => {
+                            let got = (*got_rows, got_shape, values.len());
+                            crate::values::check_input(name, rows, &buf.shape, got)?;
+                            Some(Slab::Borrowed(values.as_slice()))
+                        }
+                        None => Some(Slab::Owned(input(
+                            name, buf.rows, rows, &buf.shape, inputs, pool,
+                        )?)),
+                    },
                 },
-                BufferKind::Weight(w) => Some(weight(env, *w, rows, &buf.shape, weights, pool)?),
+                BufferKind::Weight(w) => {
+                    Some(Slab::Owned(weight(env, *w, rows, &buf.shape, weights, pool)?))
+                }
                 BufferKind::Temp | BufferKind::Output(_) => None,
             };
             let storage = match (values, &buf.kind, buf.slot) {
@@ -97,16 +140,19 @@ impl<T: Pooled> Storage<T> {
                 }
                 (None, BufferKind::Temp, Some(slot)) => {
                     let i = *slots.entry(slot).or_insert_with(|| {
-                        s.data.push(Vec::new());
+                        s.data.push(Slab::Owned(Vec::new()));
                         s.data.len() - 1
                     });
-                    if s.data[i].len() < len {
-                        s.data[i] = pool.take(len);
+                    if s.data[i].as_slice().len() < len {
+                        let old = std::mem::replace(&mut s.data[i], Slab::Owned(pool.take(len)));
+                        if let Slab::Owned(v) = old {
+                            pool.give([v]);
+                        }
                     }
                     i
                 }
                 (None, ..) => {
-                    s.data.push(pool.take(len));
+                    s.data.push(Slab::Owned(pool.take(len)));
                     s.data.len() - 1
                 }
             };
@@ -115,20 +161,28 @@ impl<T: Pooled> Storage<T> {
         Ok(s)
     }
 
-    /// Gives the storages back to `pool` for the next execution.
+    /// Gives the owned storages back to `pool` for the next execution (borrowed ones belong
+    /// to their resident values).
     pub fn release(self, pool: &Pool) {
-        pool.give(self.data);
+        pool.give(self.data.into_iter().filter_map(|d| match d {
+            Slab::Owned(v) => Some(v),
+            Slab::Borrowed(_) => None,
+        }));
     }
 
     /// Zeroes buffers that the kernel accumulates into before anything was written to them.
-    pub fn prepare_writes(&mut self, access: &KernelAccess) {
+    pub fn prepare_writes(&mut self, access: &KernelAccess) -> Result<()> {
         for &(b, accumulates) in &access.writes {
             if accumulates && !self.written[b.index()] {
                 let len = self.len[b.index()];
                 let st = self.of_buffer[b.index()];
-                self.data[st][..len].iter_mut().for_each(|x| *x = T::ZERO);
+                let Slab::Owned(v) = &mut self.data[st] else {
+                    return Err(RuntimeError::Internal(format!("{b} is written but resident")));
+                };
+                v[..len].iter_mut().for_each(|x| *x = T::ZERO);
             }
         }
+        Ok(())
     }
 
     /// Records the kernel's writes.
@@ -138,9 +192,18 @@ impl<T: Pooled> Storage<T> {
         }
     }
 
-    /// The views of every buffer for one kernel.
+    /// The views of every buffer for one kernel. A borrowed (resident) storage's view points
+    /// at memory it must never write: it holds an input buffer only, and `access::check`
+    /// rejects every kernel that writes an input buffer before it runs.
     pub fn views(&mut self) -> Views<T> {
-        let ptrs: Vec<*mut T> = self.data.iter_mut().map(|v| v.as_mut_ptr()).collect();
+        let ptrs: Vec<*mut T> = self
+            .data
+            .iter_mut()
+            .map(|v| match v {
+                Slab::Owned(v) => v.as_mut_ptr(),
+                Slab::Borrowed(v) => v.as_ptr().cast_mut(),
+            })
+            .collect();
         let of_buffer = (0..self.of_buffer.len())
             .map(|b| {
                 let len = self.len[b];
@@ -152,7 +215,7 @@ impl<T: Pooled> Storage<T> {
 
     /// Total bytes allocated (all storages live for the whole execution).
     pub fn bytes(&self) -> usize {
-        self.data.iter().map(|v| v.len() * std::mem::size_of::<T>()).sum()
+        self.data.iter().map(|v| std::mem::size_of_val(v.as_slice())).sum()
     }
 
     /// Buffer `b` as an f64 tensor.
@@ -163,7 +226,7 @@ impl<T: Pooled> Storage<T> {
         }
         let rows = env.count(buf.rows)?;
         let len = self.len[b.index()];
-        let src = &self.data[self.of_buffer[b.index()]][..len];
+        let src = &self.data[self.of_buffer[b.index()]].as_slice()[..len];
         // Collected rather than converted into a zeroed vector: zeroing megabytes of f64s
         // that are overwritten at once cost as much as the conversion.
         let mut data = Vec::with_capacity(len);
@@ -172,15 +235,24 @@ impl<T: Pooled> Storage<T> {
     }
 
     /// The values of output buffer `b`, moved out of the storage (for `Backend::execute_kept`;
-    /// outputs have storages of their own).
-    pub fn take_output(&mut self, b: pigeon_ir::plan::BufferId) -> Result<Vec<T>> {
+    /// outputs have storages of their own), or copied when they are borrowed.
+    pub fn take_output(&mut self, b: pigeon_ir::plan::BufferId, pool: &Pool) -> Result<Vec<T>> {
         let (st, len) = (self.of_buffer[b.index()], self.len[b.index()]);
-        if !self.written[b.index()] || self.data[st].len() < len {
+        if !self.written[b.index()] || self.data[st].as_slice().len() < len {
             return Err(RuntimeError::Internal(format!("output buffer {b} cannot be kept")));
         }
-        let mut values = std::mem::take(&mut self.data[st]);
-        values.truncate(len);
-        Ok(values)
+        match &mut self.data[st] {
+            Slab::Owned(v) => {
+                let mut values = std::mem::take(v);
+                values.truncate(len);
+                Ok(values)
+            }
+            Slab::Borrowed(v) => {
+                let mut values = pool.take(len);
+                values.copy_from_slice(&v[..len]);
+                Ok(values)
+            }
+        }
     }
 
     /// Storage index of buffer `b`.

@@ -449,11 +449,15 @@ impl CudaBackend {
     ) -> Result<Execution> {
         let start = Instant::now();
         let prep = host::prepare(plan, graph, program)?;
-        let values = values::storage_values(plan, &prep, inputs, weights)?;
         let layouts = start.elapsed();
+        let bind_start = Instant::now();
+        let values = values::storage_values(plan, &prep, inputs, weights)?;
+        let mut transfers = bind_start.elapsed();
         self.check_memory(&prep.estimate())?;
         let functions = self.functions(program)?;
+        let upload_start = Instant::now();
         let mut dev = Uploaded::new(&self.stream, plan, &prep, values)?;
+        transfers += upload_start.elapsed();
         let timings = self.run_kernels(plan, program, &prep, &mut dev, &functions)?;
         self.stream.synchronize().map_err(|e| {
             RuntimeError::Cuda(format!("running the kernels of `{}` failed: {e:?}", plan.name))
@@ -469,11 +473,13 @@ impl CudaBackend {
             };
             per_kernel.push((id, d));
         }
+        let download_start = Instant::now();
         let mut outputs = Vec::with_capacity(plan.outputs.len());
         for (name, b) in &plan.outputs {
             outputs.push((name.clone(), self.download(plan, &prep, &dev, *b)?));
         }
-        let profile = Profile { per_kernel, layouts, peak_bytes: dev.bytes };
+        transfers += download_start.elapsed();
+        let profile = Profile { per_kernel, layouts, peak_bytes: dev.bytes, transfers };
         Ok(Execution { outputs, profile })
     }
 }
