@@ -27,7 +27,8 @@
 /// As for `matrixmultiply::sgemm`: A is `m x k` with strides `a.1, a.2`, B `k x n` with
 /// strides `b.1, b.2`, C `m x n` with strides `c.1, c.2`, all in bounds, C not overlapping A
 /// or B.
-#[allow(clippy::too_many_arguments)]
+// `n % 8`: `is_multiple_of` needs Rust 1.87 (the README promises 1.80).
+#[allow(clippy::too_many_arguments, clippy::manual_is_multiple_of)]
 pub(super) unsafe fn sgemm(
     m: usize,
     k: usize,
@@ -147,7 +148,8 @@ mod avx2 {
     ///
     /// # Safety
     /// As for [`gemm`], with rows `i0..i0 + R` in bounds.
-    #[allow(clippy::too_many_arguments)]
+    // The accumulators are indexed by row in unrolled loops (registers, not an iterator).
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn rows<const R: usize, const TR: bool>(
