@@ -8,18 +8,16 @@
 
 mod common;
 
-use common::{adversarial_graphs, compile_zoo, zoo};
+use common::{adversarial_graphs, compile_zoo, zoo, Case};
 use pigeon::ir::builder::ModuleBuilder;
 use pigeon::ir::{
     AggGroup, AggOp, BinaryOp, Domain, Endpoint, Index, Init, Module, Select, UnaryOp, WeightKind,
 };
 use pigeon::passes::autodiff::{differentiate, split, Differentiated, Split};
 use pigeon::runtime::backend::Backend;
-use pigeon::runtime::bind::bind_inputs;
 use pigeon::runtime::cpu::{CpuBackend, Precision};
 use pigeon::runtime::graph::HeteroGraph;
 use pigeon::runtime::interp::interpret;
-use pigeon::runtime::rng::Rng;
 use pigeon::runtime::tensor::Tensor;
 use pigeon::runtime::weights::WeightStore;
 use pigeon::train::Gradients;
@@ -29,33 +27,7 @@ const H: f64 = 1e-5;
 /// Largest |autodiff - finite difference| allowed, relative to max(1, the largest gradient).
 const TOL: f64 = 1e-6;
 
-struct Case {
-    module: Module,
-    graph: HeteroGraph,
-    inputs: Vec<(String, Tensor)>,
-    weights: WeightStore,
-    seeds: Vec<(String, Tensor)>,
-}
-
 impl Case {
-    fn new(module: Module, graph: HeteroGraph, seed: u64) -> Self {
-        let mut weights =
-            WeightStore::init(&module, graph.num_relations(), graph.num_node_types(), seed);
-        // Zero biases and unit scales would hide a missing or misplaced term.
-        weights.perturb(0.5, seed + 1);
-        let (inputs, _) = bind_inputs(&module, &graph, seed + 2).expect("bind");
-        let outs = interpret(&module, &graph, &inputs, &weights).expect("forward");
-        let mut rng = Rng::new(seed + 3);
-        let seeds = outs
-            .iter()
-            .map(|(name, t)| {
-                let data = (0..t.data.len()).map(|_| rng.normal()).collect();
-                (name.clone(), Tensor { rows: t.rows, shape: t.shape.clone(), data })
-            })
-            .collect();
-        Case { module, graph, inputs, weights, seeds }
-    }
-
     /// `sum_o <out_o, seed_o>` of the forward module.
     fn loss(&self, inputs: &[(String, Tensor)], weights: &WeightStore) -> f64 {
         let outs = interpret(&self.module, &self.graph, inputs, weights).expect("forward");

@@ -6,46 +6,15 @@
 
 mod common;
 
-use common::{adversarial_graphs, compile_zoo, zoo};
-use pigeon::ir::Module;
+use common::{adversarial_graphs, compile_zoo, zoo, Case};
 use pigeon::runtime::backend::{Backend, Inputs};
-use pigeon::runtime::bind::bind_inputs;
 use pigeon::runtime::cpu::{CpuBackend, Precision};
-use pigeon::runtime::graph::HeteroGraph;
-use pigeon::runtime::rng::Rng;
 use pigeon::runtime::tensor::Tensor;
-use pigeon::runtime::weights::WeightStore;
 use pigeon::runtime::RuntimeError;
 use pigeon::train::Gradients;
 use pigeon::Error;
 
-/// A model on a graph with its weights, bound inputs and a random seed per output.
-struct Case {
-    module: Module,
-    graph: HeteroGraph,
-    inputs: Vec<(String, Tensor)>,
-    weights: WeightStore,
-    seeds: Vec<(String, Tensor)>,
-}
-
 impl Case {
-    fn new(module: Module, graph: HeteroGraph, seed: u64) -> Self {
-        let mut weights =
-            WeightStore::init(&module, graph.num_relations(), graph.num_node_types(), seed);
-        weights.perturb(0.5, seed + 1);
-        let (inputs, _) = bind_inputs(&module, &graph, seed + 2).expect("bind");
-        let outs = pigeon::runtime::interpret(&module, &graph, &inputs, &weights).expect("forward");
-        let mut rng = Rng::new(seed + 3);
-        let seeds = outs
-            .iter()
-            .map(|(name, t)| {
-                let data = (0..t.data.len()).map(|_| rng.normal()).collect();
-                (name.clone(), Tensor { rows: t.rows, shape: t.shape.clone(), data })
-            })
-            .collect();
-        Case { module, graph, inputs, weights, seeds }
-    }
-
     /// The model differentiated by `by`, on the reference interpreter (`None`) or on plans
     /// run by a one-thread CPU back end in `precision`.
     fn gradients(&self, by: &[&str], precision: Option<Precision>) -> Gradients {

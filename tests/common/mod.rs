@@ -12,6 +12,8 @@ use pigeon::runtime::bind::bind_inputs;
 use pigeon::runtime::graph::{HeteroGraph, Relation};
 use pigeon::runtime::interp::interpret;
 use pigeon::runtime::layout::graph_stats;
+use pigeon::runtime::rng::Rng;
+use pigeon::runtime::tensor::Tensor;
 use pigeon::runtime::weights::WeightStore;
 
 /// The zoo with small sizes (so that the tests are fast) and the head counts to try.
@@ -158,4 +160,34 @@ pub fn differentiated(
     let d = differentiate(module, &refs).unwrap_or_else(|e| panic!("{}: {e}", module.name));
     let s = split(&d).unwrap_or_else(|e| panic!("{}: {e}", module.name));
     (d, s)
+}
+
+/// A model on a graph for gradient tests: weights (perturbed so that zero biases and unit scales
+/// cannot hide a missing or misplaced term), bound inputs and a random seed per output. Test
+/// files add the methods they need (`impl Case` in the test crate).
+pub struct Case {
+    pub module: Module,
+    pub graph: HeteroGraph,
+    pub inputs: Vec<(String, Tensor)>,
+    pub weights: WeightStore,
+    pub seeds: Vec<(String, Tensor)>,
+}
+
+impl Case {
+    pub fn new(module: Module, graph: HeteroGraph, seed: u64) -> Self {
+        let mut weights =
+            WeightStore::init(&module, graph.num_relations(), graph.num_node_types(), seed);
+        weights.perturb(0.5, seed + 1);
+        let (inputs, _) = bind_inputs(&module, &graph, seed + 2).expect("bind");
+        let outs = interpret(&module, &graph, &inputs, &weights).expect("forward");
+        let mut rng = Rng::new(seed + 3);
+        let seeds = outs
+            .iter()
+            .map(|(name, t)| {
+                let data = (0..t.data.len()).map(|_| rng.normal()).collect();
+                (name.clone(), Tensor { rows: t.rows, shape: t.shape.clone(), data })
+            })
+            .collect();
+        Case { module, graph, inputs, weights, seeds }
+    }
 }
