@@ -90,6 +90,8 @@ pub fn default_stats() -> ir::GraphStats {
         compact_src_rows: 30_000,
         compact_dst_rows: 30_000,
         max_in_degree: 1_248,
+        // A plan made without a graph must run on untyped graphs too.
+        typed_relations: false,
     }
 }
 

@@ -94,6 +94,9 @@ pub fn select_expr(
                 format!("{types}[{}[{row}]]", params.array(GraphArray::CompactRel(c)))
             }
         }
+        (Select::SrcType | Select::DstType, RowSpace::Relations, RowSpace::NodeTypes) => {
+            format!("{}[{row}]", params.array(GraphArray::RelationType(select_endpoint(sel))))
+        }
         _ => return Ok(None),
     }))
 }

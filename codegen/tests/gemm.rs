@@ -33,6 +33,7 @@ fn stats() -> GraphStats {
         compact_src_rows: 15_985,
         compact_dst_rows: 12_000,
         max_in_degree: 1_248,
+        typed_relations: false,
     }
 }
 

@@ -227,7 +227,11 @@ pub fn check_select(rows: Domain, w: &Domain, by: Select) -> Result<(), String> 
         Select::Same => *w == Domain::Shared || *w == rows,
         Select::Relation => rows.is_edge_like() && *w == Domain::Relation,
         Select::NodeType => rows == Domain::Node && *w == Domain::NodeType,
-        Select::SrcType | Select::DstType => rows.is_edge_like() && *w == Domain::NodeType,
+        // A relation row selects by the declared type of its relation's endpoint (legal on
+        // graphs whose relations each connect one node-type pair; the runtime checks).
+        Select::SrcType | Select::DstType => {
+            (rows.is_edge_like() || rows == Domain::Relation) && *w == Domain::NodeType
+        }
     };
     if ok {
         Ok(())

@@ -19,6 +19,10 @@ pub struct GraphStats {
     pub compact_dst_rows: usize,
     /// Largest in-degree.
     pub max_in_degree: usize,
+    /// Whether every relation declares the node types of both its endpoints (so a relation
+    /// row may select a node-type weight by `src.ntype` or `dst.ntype`; reordering uses it to
+    /// fold a node-type weight into a relation weight).
+    pub typed_relations: bool,
 }
 
 impl GraphStats {

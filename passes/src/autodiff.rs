@@ -35,7 +35,9 @@
 mod compact_saved;
 mod rules;
 
-pub use compact_saved::{compact_saved_name, compile_split, save_compact, CompiledSplit};
+pub use compact_saved::{
+    compact_saved_name, compile_for_graph, compile_split, save_compact, CompiledSplit,
+};
 
 use crate::PassError;
 use pigeon_ir::infer::infer_type;

@@ -22,8 +22,20 @@
 //! | `linear-chain` | `(x @ W[s]) @ V[s']` = `x @ (W @ V)[s'']` (same selector, or one shared) |
 //! | `gather-linear-swap` | `gather(h, ep) @ W[ep.ntype]` = `gather(h @ W[ntype], ep)` (or W shared) |
 //! | `linear-gather-swap` | the reverse |
+//! | `gather-distribute` | `gather(a ± b, ep)` = `gather(a, ep) ± gather(b, ep)`; `gather(c[ntype], ep)` = `c[ep.ntype]` |
 //! | `linear-distribute` | `(a ± b) @ V` = `a @ V ± b @ V` |
 //! | `slice-linear-hoist` | `b[s] @ V[s']` = `(b @ V)[s'']` |
+//!
+//! Selectors combine when they are equal or one weight is shared; on a graph whose relations
+//! each connect one node-type pair ([`GraphStats::typed_relations`]), a node-type weight read
+//! by an endpoint's type also combines with a relation weight: it is sliced into the relation
+//! domain first (`slice W by src.ntype to relation`). That folds HGT's
+//! `src.K @ k_rel[relation]`, `K = h @ Wk[ntype] + bk[ntype]`, into
+//! `src.h @ (Wk[src.ntype] @ k_rel)[relation] + (bk[src.ntype] @ k_rel)[relation]`: K is no
+//! longer computed per node (likewise V). A batched `V` with a single batch (`[1, D, N]`, one
+//! head) is chained as the matrix `[D, N]`; several heads are not folded yet. Training
+//! reorders the forward module before differentiating it
+//! (`autodiff::compile_for_graph`), so the backward pass is the folded one's.
 //!
 //! # Cost function
 //!
@@ -205,7 +217,8 @@ pub fn reorder_linear(
     stats: &GraphStats,
     limits: &ReorderLimits,
 ) -> Result<(Module, ReorderReport), PassError> {
-    let (g, class_of) = to_egraph(module)?;
+    let (mut g, class_of) = to_egraph(module)?;
+    g.analysis.typed_relations = stats.typed_relations;
     let input_cost = {
         let choice = original_choice(&g, module, &class_of);
         dag_cost(&g, &Costs::new(&g, stats), &choice, &roots(&g, module, &class_of))

@@ -124,6 +124,7 @@ fn stats_of(g: &HeteroGraph) -> GraphStats {
         compact_src_rows: pairs(&g.src),
         compact_dst_rows: pairs(&g.dst),
         max_in_degree: indeg.into_iter().max().unwrap_or(0),
+        typed_relations: g.relations.iter().all(|r| r.src_type.is_some() && r.dst_type.is_some()),
     }
 }
 

@@ -52,6 +52,7 @@ fn stats_of(g: &HeteroGraph) -> GraphStats {
         compact_src_rows: CompactTable::build(g, Endpoint::Src).len(),
         compact_dst_rows: CompactTable::build(g, Endpoint::Dst).len(),
         max_in_degree: indeg.iter().copied().max().unwrap_or(0),
+        typed_relations: g.relations.iter().all(|r| r.src_type.is_some() && r.dst_type.is_some()),
     }
 }
 
@@ -186,6 +187,7 @@ fn small_stats() -> GraphStats {
         compact_src_rows: 200,
         compact_dst_rows: 200,
         max_in_degree: 20,
+        typed_relations: false,
     }
 }
 

@@ -35,6 +35,7 @@ fn stats(nodes: usize, edges: usize, relations: usize, node_types: usize) -> Gra
         compact_src_rows: edges.min(nodes * relations),
         compact_dst_rows: edges.min(nodes * relations),
         max_in_degree: edges,
+        typed_relations: false,
     }
 }
 
@@ -46,6 +47,16 @@ fn big_edges() -> GraphStats {
 /// Thousands of relations, a handful of edges, far more nodes than edges: none pays off.
 fn few_edges() -> GraphStats {
     stats(1_000_000, 10, 5_000, 2)
+}
+
+/// An ACM-like graph (three edges per node, four relations) whose relations each connect one
+/// node-type pair.
+fn typed_acm_like() -> GraphStats {
+    GraphStats { typed_relations: true, ..stats(10_000, 30_000, 4, 3) }
+}
+
+fn is_typed(g: &HeteroGraph) -> bool {
+    g.relations.iter().all(|r| r.src_type.is_some() && r.dst_type.is_some())
 }
 
 fn reorder(m: &Module, s: &GraphStats) -> (Module, ReorderReport) {
@@ -120,6 +131,32 @@ fn graphs() -> Vec<HeteroGraph> {
             vec![rel("r", Some(0), Some(1))],
             &[(0, 3, 0), (1, 3, 0), (2, 4, 0), (0, 4, 0)],
         ),
+        // relations that each connect one node-type pair (several sharing a source type), a
+        // relation without edges, an isolated node of type t2
+        graph(
+            "typed",
+            vec![0, 4, 7, 9],
+            vec![
+                rel("ab", Some(0), Some(1)),
+                rel("ba", Some(1), Some(0)),
+                rel("aa", Some(0), Some(0)),
+                rel("bc", Some(1), Some(2)),
+                rel("ca", Some(2), Some(0)),
+            ],
+            &[
+                (0, 4, 0),
+                (1, 4, 0),
+                (3, 6, 0),
+                (4, 0, 1),
+                (5, 0, 1),
+                (6, 2, 1),
+                (0, 1, 2),
+                (2, 2, 2),
+                (1, 0, 2),
+                (4, 7, 3),
+                (5, 7, 3),
+            ],
+        ),
     ];
     for spec in [
         "synthetic:nodes=40,edges=200,relations=3,ntypes=2,seed=1",
@@ -167,12 +204,14 @@ fn check_equivalent(m: &Module, what: &str) -> usize {
     let gs = graphs();
     let mut sizes: Vec<GraphStats> = gs.iter().map(pigeon_runtime::layout::graph_stats).collect();
     sizes.push(big_edges());
+    sizes.push(typed_acm_like());
     sizes.push(few_edges());
     let mut changed = 0;
     for s in &sizes {
         let (out, report) = reorder(m, s);
         changed += usize::from(report.changed);
-        for g in &gs {
+        // A module reordered for typed relations is only for graphs that have them.
+        for g in gs.iter().filter(|g| !s.typed_relations || is_typed(g)) {
             assert_same(m, &out, g, &format!("{what} reordered for {s:?}, run on {}", g.name));
         }
     }
@@ -255,6 +294,33 @@ fn pyg_rgat_query_becomes_a_weight_product() {
         // `gj @ k` stays: `gj` is needed by the messages, so `src.h @ (W @ k)` would cost more.
         assert_eq!(count(&out, Domain::Edge, is_linear), 3, "{text}");
     }
+}
+
+#[test]
+fn hgt_key_and_value_weights_fold_into_relation_weights() {
+    let m = build(&source("hgt"), &[("heads", 1)]);
+    let node_linears = |m: &Module| count(m, Domain::Node, is_linear);
+    assert_eq!(node_linears(&m), 4, "K, Q, V and the output projection");
+    // Untyped relations: `Wk[src.ntype] @ k_rel[relation]` has no per-relation form.
+    let untyped_stats = GraphStats { typed_relations: false, ..typed_acm_like() };
+    let (untyped, _) = reorder(&m, &untyped_stats);
+    assert_eq!(node_linears(&untyped), 4, "{}", pigeon_ir::print(&untyped));
+    let (out, report) = reorder(&m, &typed_acm_like());
+    let text = pigeon_ir::print(&out);
+    for rule in ["gather-distribute", "linear-gather-swap", "linear-chain", "slice-linear-hoist"] {
+        assert!(report.fired.iter().any(|(n, _)| n == rule), "{rule} did not fire: {report}");
+    }
+    // K and V are no longer computed per node: the messages read `src.h @ (Wk @ k_rel)[r]`.
+    assert_eq!(node_linears(&out), 2, "{report}\n{text}");
+    assert!(text.contains("slice v") && text.contains("by src.ntype to relation"), "{text}");
+    assert_eq!(count(&out, Domain::Relation, is_linear), 4, "{text}");
+    let typed = graphs().into_iter().filter(is_typed).filter(|g| g.num_relations() > 1);
+    let mut ran = 0;
+    for g in typed {
+        assert_same(&m, &out, &g, &format!("hgt folded, on {}", g.name));
+        ran += 1;
+    }
+    assert!(ran >= 1, "no typed test graph with several relations");
 }
 
 const CHAIN_WITH_BIAS: &str = "

@@ -266,5 +266,9 @@ pub fn graph_stats(graph: &HeteroGraph) -> GraphStats {
         compact_src_rows,
         compact_dst_rows,
         max_in_degree: graph.in_degrees().into_iter().max().unwrap_or(0) as usize,
+        typed_relations: graph
+            .relations
+            .iter()
+            .all(|r| r.src_type.is_some() && r.dst_type.is_some()),
     }
 }

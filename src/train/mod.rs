@@ -66,6 +66,9 @@ enum Pinned {
 
 /// A module differentiated once and split, run as forward then backward.
 pub struct Gradients {
+    /// The forward module as given (compiling for a graph differentiates it again, after
+    /// reordering it for that graph).
+    module: Module,
     diff: Differentiated,
     split: Split,
     engine: Engine,
@@ -81,6 +84,7 @@ impl Gradients {
         let diff = autodiff::differentiate(module, inputs)?;
         let split = autodiff::split(&diff)?;
         Ok(Gradients {
+            module: module.clone(),
             diff,
             split,
             engine: Engine::Reference,
@@ -149,7 +153,9 @@ impl Gradients {
             }
         };
         let stats = pigeon_runtime::layout::graph_stats(graph);
-        let compiled = autodiff::compile_split(&self.split, &stats, options)?;
+        let inputs: Vec<&str> = self.diff.input_grads.iter().map(|(i, _)| i.as_str()).collect();
+        let (diff, compiled) = autodiff::compile_for_graph(&self.module, &inputs, &stats, options)?;
+        self.diff = diff;
         self.split = compiled.split;
         let (forward, backward) = (compiled.forward, compiled.backward);
         self.engine = Engine::Plans { forward, backward, backend };

@@ -25,6 +25,7 @@ fn stats() -> GraphStats {
         compact_src_rows: 30_000,
         compact_dst_rows: 30_000,
         max_in_degree: 1_248,
+        typed_relations: false,
     }
 }
 

@@ -171,6 +171,34 @@ pub fn compile_split(
     Ok(CompiledSplit { split, forward, backward })
 }
 
+/// Differentiates `forward` for a graph of sizes `stats` and compiles the result: when
+/// `options.reorder`, linear-operator reordering runs on the forward module *first*, so that
+/// the backward module is the derivative of the reordered forward one (a weight product that
+/// reordering folds, HGT's `Wk[src.ntype] @ k_rel[relation]`, then has its gradient through
+/// the product's own rules, and the per-node value it replaces is neither computed nor saved);
+/// then [`super::differentiate`] (by the inputs named in `inputs`), [`super::split`] and
+/// [`compile_split`]. The gradient names are those of `forward` (reordering keeps the weights,
+/// inputs and outputs).
+pub fn compile_for_graph(
+    forward: &Module,
+    inputs: &[&str],
+    stats: &GraphStats,
+    options: &Options,
+) -> Result<(super::Differentiated, CompiledSplit), PassError> {
+    let reordered;
+    let forward = if options.reorder {
+        let limits = crate::reorder_linear::ReorderLimits::default();
+        reordered = crate::reorder_linear::reorder_linear(forward, stats, &limits)?.0;
+        &reordered
+    } else {
+        forward
+    };
+    let diff = super::differentiate(forward, inputs)?;
+    let split = super::split(&diff)?;
+    let compiled = compile_split(&split, stats, options)?;
+    Ok((diff, compiled))
+}
+
 fn internal(message: String) -> PassError {
     PassError::Internal { pass: "save-compact", message }
 }

@@ -20,6 +20,11 @@
 //! linear map commutes with the sum. The summed adjoint `scatter G by compact.ep` is shared by
 //! every rewrite that reads the same `G`.
 //!
+//! A `slice_sum G by relation` of an edge adjoint that is summed per compact row anyway (for a
+//! rewritten `linear_grad`, the bias of a per-relation product) sums those compact rows
+//! instead: `slice_sum G by s -> slice_sum (scatter G by compact.ep) by s`, so the edge adjoint
+//! need not be stored per edge for it.
+//!
 //! The GEMM rows go from `E` to `C`, for one extra pass over the edge adjoint (its scatter into
 //! compact rows, which fuses into the traversal that computes `G`). The rewrite is applied when
 //! compaction pays in the forward sense ([`super::MIN_SAVED_PERCENT`] of the rows saved).
@@ -45,9 +50,7 @@ pub struct CompactedAdjoint {
 /// The rewrites that apply to instruction `v`, before any change: the endpoint.
 fn candidate(module: &Module, a: &Analysis, stats: &GraphStats, v: ValueId) -> Option<Endpoint> {
     let edge = |x: ValueId| module.ty(x).domain == Domain::Edge;
-    let select_ok = |by: Select, ep: Endpoint| {
-        matches!(Dep::of_select(by), Dep::Relation) || Dep::of_select(by) == Dep::Endpoint(ep)
-    };
+    let select_ok = select_same_per_pair;
     let ep = match module.insts[v].op {
         Op::LinearGrad { x, dy, by, .. } if edge(x) && edge(dy) => {
             let ep = pure_endpoint(module, a, x)?;
@@ -61,6 +64,12 @@ fn candidate(module: &Module, a: &Analysis, stats: &GraphStats, v: ValueId) -> O
         _ => return None,
     };
     profitable(stats, ep).then_some(ep)
+}
+
+/// Whether selector `by` picks the same slice for every edge of one (node, relation) pair of
+/// endpoint `ep`.
+fn select_same_per_pair(by: Select, ep: Endpoint) -> bool {
+    matches!(Dep::of_select(by), Dep::Relation) || Dep::of_select(by) == Dep::Endpoint(ep)
 }
 
 /// The endpoint `x` is pure for: by the legality analysis, or as a compact value read back.
@@ -155,6 +164,15 @@ pub fn compact_adjoints(
     stats: &GraphStats,
 ) -> Result<(Module, Vec<CompactedAdjoint>), String> {
     let a = analyse(module);
+    // The edge adjoints a rewritten `linear_grad` sums per compact row, by endpoint.
+    let summed: HashMap<ValueId, Endpoint> = module
+        .insts
+        .iter()
+        .filter_map(|(v, inst)| match (candidate(module, &a, stats, v), &inst.op) {
+            (Some(ep), Op::LinearGrad { dy, .. }) => Some((*dy, ep)),
+            _ => None,
+        })
+        .collect();
     let mut done = Vec::new();
     let mut b = Builder {
         module,
@@ -181,6 +199,19 @@ pub fn compact_adjoints(
                 done.push(CompactedAdjoint { value: v, what: "scatter", endpoint: ep });
                 let op = Op::Scatter { x: yc, index: Index::CompactNode(ep) };
                 b.out.insts.push(Inst { op, ..inst.clone() })
+            }
+            (None, &Op::SliceSum { x: g, by, domain }) if summed.contains_key(&g) => {
+                let ep = summed[&g];
+                if !select_same_per_pair(by, ep) {
+                    let op = remap(&inst.op, |x| b.mapped(x));
+                    b.out.insts.push(Inst { op, ..inst.clone() })
+                } else {
+                    let gc = b.compact_sum(g, ep)?;
+                    done.push(CompactedAdjoint { value: v, what: "slice_sum", endpoint: ep });
+                    b.out
+                        .insts
+                        .push(Inst { op: Op::SliceSum { x: gc, by, domain }, ..inst.clone() })
+                }
             }
             _ => {
                 let op = remap(&inst.op, |x| b.mapped(x));

@@ -105,6 +105,11 @@ pub struct Typing {
     pub fired: BTreeMap<&'static str, usize>,
     /// Unions of classes of different types (a bug in a rule; reported as an internal error).
     pub conflicts: Vec<String>,
+    /// Whether the graph's relations each connect one node-type pair
+    /// ([`pigeon_ir::GraphStats::typed_relations`]): then a node-type weight selected by an
+    /// endpoint's type can be sliced into the relation domain and combined with a relation
+    /// weight.
+    pub typed_relations: bool,
 }
 
 /// The e-graph of the pass.

@@ -34,6 +34,8 @@ pub const RULES: &[Rule] = &[
     Rule { name: "gather-linear-swap", find: gather_linear_swap },
     // gather(h @ W[ntype], ep) = gather(h, ep) @ W[ep.ntype]   (the reverse; also W shared)
     Rule { name: "linear-gather-swap", find: linear_gather_swap },
+    // gather(a + b, ep) = gather(a, ep) + gather(b, ep);  gather(c[ntype], ep) = c[ep.ntype]
+    Rule { name: "gather-distribute", find: gather_distribute },
     // (a + b) @ V[s] = a @ V[s] + b @ V[s]   (and the same for `-`)
     Rule { name: "linear-distribute", find: linear_distribute },
     // b[s] @ V[s'] = (b @ V)[s'']   (a sliced weight times a weight: computed once per slice)
@@ -199,6 +201,19 @@ fn combine(
         (true, false) => Some((Tpl::Class(w), Tpl::Class(v), sv)),
         (false, true) => Some((Tpl::Class(w), Tpl::Class(v), sw)),
         (false, false) if sw == sv && dw == dv => Some((Tpl::Class(w), Tpl::Class(v), sw)),
+        // On a graph whose relations each connect one node-type pair, a node-type weight read
+        // by an endpoint's type is a relation weight: slice it into the relation domain.
+        (false, false) if g.analysis.typed_relations => {
+            let per_relation = |x: Id, s: Select, d: Domain| match (d, s) {
+                (Domain::NodeType, Select::SrcType | Select::DstType) => Some(Tpl::Node(
+                    Op::Slice { w: p(), by: s, domain: Domain::Relation },
+                    vec![Tpl::Class(x)],
+                )),
+                (Domain::Relation, Select::Relation) => Some(Tpl::Class(x)),
+                _ => None,
+            };
+            Some((per_relation(w, sw, dw)?, per_relation(v, sv, dv)?, Select::Relation))
+        }
         _ => None,
     }
 }
@@ -269,9 +284,16 @@ fn linear_chain(g: &Graph, c: Id) -> Vec<Tpl> {
     let mut out = Vec::new();
     for (y, v, s2) in linears(g, c) {
         let Some(vs) = shape_of(g, v) else { continue };
-        if vs.rank() != 2 {
-            continue;
-        }
+        // A batched `V` with one batch (`[1.., D, N]`, one head) is the matrix `[D, N]`.
+        let (v_tpl, vs) = match vs.dims() {
+            [d, n] => (Tpl::Class(v), Shape(vec![*d, *n])),
+            [lead @ .., d, n] if lead.iter().all(|&l| l == 1) => {
+                let m = Shape(vec![*d, *n]);
+                (Tpl::Node(Op::View { x: p(), shape: m.clone() }, vec![Tpl::Class(v)]), m)
+            }
+            _ => continue,
+        };
+        let vs = &vs;
         for (x, w, s1) in linears(g, y) {
             let (Some(xs), Some(ws)) = (shape_of(g, x), shape_of(g, w)) else { continue };
             let mut ps = ws.dims().to_vec();
@@ -282,6 +304,10 @@ fn linear_chain(g: &Graph, c: Id) -> Vec<Tpl> {
                 continue;
             }
             let Some((w2, v2, sel)) = combine(g, (w, s1), (v, s2), true) else { continue };
+            let v2 = match &v_tpl {
+                Tpl::Node(view, _) => Tpl::Node(view.clone(), vec![v2]),
+                Tpl::Class(_) => v2,
+            };
             out.push(lin(Tpl::Class(x), lin(w2, v2, Select::Same), sel));
         }
     }
@@ -339,6 +365,46 @@ fn linear_gather_swap(g: &Graph, c: Id) -> Vec<Tpl> {
             };
             let gathered = Tpl::Node(Op::Gather { x: p(), index }, vec![Tpl::Class(h)]);
             out.push(lin(gathered, Tpl::Class(w), by));
+        }
+    }
+    out
+}
+
+/// `gather(a ± b, ep) -> gather(a, ep) ± gather(b, ep)` (a shared term stays as it is) and
+/// `gather(slice c by ntype to node, ep) -> slice c by ep.ntype`: a gather from the nodes moves
+/// below sums and node-type slices, so that a bias added to a per-node product does not hide
+/// the product from `linear-gather-swap` and `linear-chain` (HGT's `src.K @ k_rel[relation]`,
+/// `K = h @ Wk[ntype] + bk[ntype]`).
+fn gather_distribute(g: &Graph, c: Id) -> Vec<Tpl> {
+    let mut out = Vec::new();
+    let Some(dc) = domain_of(g, c) else { return out };
+    for (op, args) in nodes(g, c) {
+        let Some((index, ep)) = node_gather(op) else { continue };
+        let gathered = |t: Id| match domain_of(g, t) {
+            Some(Domain::Node) => {
+                Some(Tpl::Node(Op::Gather { x: p(), index }, vec![Tpl::Class(t)]))
+            }
+            Some(Domain::Shared) => Some(Tpl::Class(t)),
+            _ => None,
+        };
+        for (yop, yargs) in nodes(g, args[0]) {
+            match yop {
+                Op::Binary { op: bop @ (BinaryOp::Add | BinaryOp::Sub), .. } => {
+                    let (Some(a), Some(b)) = (gathered(yargs[0]), gathered(yargs[1])) else {
+                        continue;
+                    };
+                    out.push(Tpl::Node(Op::Binary { op: *bop, a: p(), b: p() }, vec![a, b]));
+                }
+                Op::Slice { by: Select::NodeType, domain: Domain::Node, .. } => {
+                    let by = match ep {
+                        pigeon_ir::Endpoint::Src => Select::SrcType,
+                        pigeon_ir::Endpoint::Dst => Select::DstType,
+                    };
+                    let slice = Op::Slice { w: p(), by, domain: dc };
+                    out.push(Tpl::Node(slice, vec![Tpl::Class(yargs[0])]));
+                }
+                _ => {}
+            }
         }
     }
     out

@@ -408,6 +408,7 @@ fn slice_table(
                 Ok(t.rel.iter().map(|&r| rt[r as usize]).collect())
             }
         }
+        (RowSpace::Relations, RowSpace::NodeTypes) => graph.relation_end_types(ep),
         _ => Err(internal(format!("a {space:?} row cannot select a {target:?} slice by {sel}"))),
     }
 }

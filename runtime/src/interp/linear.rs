@@ -79,6 +79,10 @@ pub(super) fn selection(ctx: &Ctx, rows: Domain, by: Select, w: Domain) -> Resul
             ctx.compact(ep).node.iter().map(|&v| ntype(v)).collect()
         }
         (Select::SrcType | Select::DstType, Domain::Compact(ep)) => other_end_types(ctx, by, ep)?,
+        (Select::SrcType | Select::DstType, Domain::Relation) => {
+            let ep = if by == Select::SrcType { Endpoint::Src } else { Endpoint::Dst };
+            to_usize(&ctx.graph.relation_end_types(ep)?)
+        }
         _ => return Err(internal(format!("a {rows} row cannot select by {by}"))),
     };
     let limit = ctx.rows(w);
