@@ -50,16 +50,16 @@ pub struct CompactedAdjoint {
 /// The rewrites that apply to instruction `v`, before any change: the endpoint.
 fn candidate(module: &Module, a: &Analysis, stats: &GraphStats, v: ValueId) -> Option<Endpoint> {
     let edge = |x: ValueId| module.ty(x).domain == Domain::Edge;
-    let select_ok = select_same_per_pair;
     let ep = match module.insts[v].op {
         Op::LinearGrad { x, dy, by, .. } if edge(x) && edge(dy) => {
             let ep = pure_endpoint(module, a, x)?;
-            select_ok(by, ep).then_some(ep)?
+            select_same_per_pair(by, ep).then_some(ep)?
         }
         Op::Scatter { x: y, index: Index::Node(ep) } if edge(y) => {
             let Op::Linear { x: g, w, by } = module.insts[y].op else { return None };
             let weight_like = module.ty(w).domain.is_weight_like();
-            (edge(g) && weight_like && select_ok(by, ep) && single_use(module, y)).then_some(ep)?
+            (edge(g) && weight_like && select_same_per_pair(by, ep) && single_use(module, y))
+                .then_some(ep)?
         }
         _ => return None,
     };
@@ -200,18 +200,13 @@ pub fn compact_adjoints(
                 let op = Op::Scatter { x: yc, index: Index::CompactNode(ep) };
                 b.out.insts.push(Inst { op, ..inst.clone() })
             }
-            (None, &Op::SliceSum { x: g, by, domain }) if summed.contains_key(&g) => {
+            (None, &Op::SliceSum { x: g, by, domain })
+                if summed.get(&g).is_some_and(|&ep| select_same_per_pair(by, ep)) =>
+            {
                 let ep = summed[&g];
-                if !select_same_per_pair(by, ep) {
-                    let op = remap(&inst.op, |x| b.mapped(x));
-                    b.out.insts.push(Inst { op, ..inst.clone() })
-                } else {
-                    let gc = b.compact_sum(g, ep)?;
-                    done.push(CompactedAdjoint { value: v, what: "slice_sum", endpoint: ep });
-                    b.out
-                        .insts
-                        .push(Inst { op: Op::SliceSum { x: gc, by, domain }, ..inst.clone() })
-                }
+                let gc = b.compact_sum(g, ep)?;
+                done.push(CompactedAdjoint { value: v, what: "slice_sum", endpoint: ep });
+                b.out.insts.push(Inst { op: Op::SliceSum { x: gc, by, domain }, ..inst.clone() })
             }
             _ => {
                 let op = remap(&inst.op, |x| b.mapped(x));

@@ -15,9 +15,11 @@ pub(crate) enum RowMap<'a> {
     /// `i -> 0`.
     Zero,
     /// `i -> table[i]`.
-    Table(Cow<'a, [u32]>),
+    Table(&'a [u32]),
     /// `i -> outer[inner[i]]`.
     Compose(&'a [u32], Cow<'a, [u32]>),
+    /// `i -> table[i]`, a table made for this kernel (a relation's declared endpoint type).
+    Owned(Vec<u32>),
 }
 
 impl RowMap<'_> {
@@ -29,6 +31,7 @@ impl RowMap<'_> {
             RowMap::Zero => 0,
             RowMap::Table(t) => t[i] as usize,
             RowMap::Compose(inner, outer) => outer[inner[i] as usize] as usize,
+            RowMap::Owned(t) => t[i] as usize,
         }
     }
 }
@@ -64,17 +67,15 @@ pub(crate) fn resolve<'a>(
             }
         }
         RowIndex::Node(ep) => match (space, target) {
-            (RowSpace::Edges, RowSpace::Nodes) => {
-                Ok(RowMap::Table(Cow::Borrowed(endpoint_nodes(env, ep))))
-            }
+            (RowSpace::Edges, RowSpace::Nodes) => Ok(RowMap::Table(endpoint_nodes(env, ep))),
             (RowSpace::Compact(c), RowSpace::Nodes) if c == ep => {
-                Ok(RowMap::Table(Cow::Borrowed(&env.compact(ep)?.node)))
+                Ok(RowMap::Table(&env.compact(ep)?.node))
             }
             _ => Err(mismatch()),
         },
         RowIndex::EdgeToCompact(ep) => match (space, target) {
             (RowSpace::Edges, RowSpace::Compact(c)) if c == ep => {
-                Ok(RowMap::Table(Cow::Borrowed(&env.compact(ep)?.edge_row)))
+                Ok(RowMap::Table(&env.compact(ep)?.edge_row))
             }
             _ => Err(mismatch()),
         },
@@ -95,17 +96,13 @@ fn select<'a>(
     Ok(Some(match (sel, space, target) {
         (Select::Same, ..) => return Ok(None),
         (_, RowSpace::One, RowSpace::One) | (_, _, RowSpace::One) => RowMap::Zero,
-        (Select::Relation, RowSpace::Edges, RowSpace::Relations) => {
-            RowMap::Table(Cow::Borrowed(&env.graph.rel))
-        }
+        (Select::Relation, RowSpace::Edges, RowSpace::Relations) => RowMap::Table(&env.graph.rel),
         (Select::Relation, RowSpace::Compact(c), RowSpace::Relations) => {
-            RowMap::Table(Cow::Borrowed(&env.compact(c)?.rel))
+            RowMap::Table(&env.compact(c)?.rel)
         }
         (Select::Relation, RowSpace::Relations, RowSpace::Relations)
         | (Select::NodeType, RowSpace::NodeTypes, RowSpace::NodeTypes) => RowMap::Identity,
-        (Select::NodeType, RowSpace::Nodes, RowSpace::NodeTypes) => {
-            RowMap::Table(Cow::Borrowed(types))
-        }
+        (Select::NodeType, RowSpace::Nodes, RowSpace::NodeTypes) => RowMap::Table(types),
         (Select::SrcType | Select::DstType, RowSpace::Edges, RowSpace::NodeTypes) => {
             let ep = if sel == Select::SrcType { Endpoint::Src } else { Endpoint::Dst };
             RowMap::Compose(endpoint_nodes(env, ep), Cow::Borrowed(types))
@@ -121,7 +118,7 @@ fn select<'a>(
         }
         (Select::SrcType | Select::DstType, RowSpace::Relations, RowSpace::NodeTypes) => {
             let ep = if sel == Select::SrcType { Endpoint::Src } else { Endpoint::Dst };
-            RowMap::Table(Cow::Owned(env.graph.relation_end_types(ep)?))
+            RowMap::Owned(env.graph.relation_end_types(ep)?)
         }
         _ => return Ok(None),
     }))

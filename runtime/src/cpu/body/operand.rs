@@ -178,6 +178,7 @@ pub(super) fn fill_rows(table: &mut Vec<u32>, ids: impl Iterator<Item = u32>, ma
         RowMap::Identity => table.extend(ids),
         RowMap::Zero => table.extend(ids.map(|_| 0)),
         RowMap::Table(t) => table.extend(ids.map(|i| t[i as usize])),
+        RowMap::Owned(t) => table.extend(ids.map(|i| t[i as usize])),
         RowMap::Compose(inner, outer) => {
             table.extend(ids.map(|i| outer[inner[i as usize] as usize]))
         }
